@@ -1,0 +1,3 @@
+from fleetserve.cli import main
+
+raise SystemExit(main())

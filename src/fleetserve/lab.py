@@ -1,0 +1,121 @@
+"""The local lab: N systemd test hosts as Docker containers, and the inventory that targets them.
+
+The hosts boot the image built by scripts/lab/build-image.sh (Debian 12 + systemd, built locally:
+our machines have no registry). `--privileged` is unavailable here, so the containers get the
+explicit capability set systemd needs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from fleetserve import paths
+from fleetserve.errors import UserError
+
+IMAGE = "fleetserve/lab-systemd:bookworm"
+LABEL = "io.fleetserve.lab"
+PREFIX = "fleetserve-lab-"
+_SYSTEMD_RUN_ARGS = [
+    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
+    "--security-opt", "apparmor=unconfined", "--security-opt", "seccomp=unconfined",
+    "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs", "/run", "--tmpfs", "/run/lock",
+    "--stop-signal", "SIGRTMIN+3",
+    # uv ignores the system CA store; the lab sits behind a TLS-intercepting proxy. Real hosts don't need it.
+    "-e", "UV_NATIVE_TLS=1",
+]
+
+
+def _docker(*args: str, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError as err:
+        raise UserError("the docker command is not installed", _DOCKER_HINT) from err
+    if check and proc.returncode != 0:
+        raise UserError(f"docker {' '.join(args[:2])} failed: {proc.stderr.strip()[-800:]}", _DOCKER_HINT)
+    return proc
+
+
+_DOCKER_HINT = "start a Docker engine: `sudo scripts/lab/start-dockerd.sh` installs docker.io and starts dockerd"
+
+
+def require_docker() -> None:
+    proc = _docker("version", "--format", "{{.Server.Version}}", check=False, timeout=30)
+    if proc.returncode != 0:
+        raise UserError(f"the Docker engine is not reachable ({proc.stderr.strip()[-300:]})", _DOCKER_HINT)
+
+
+def ensure_image(image: str, *, build: bool) -> None:
+    if _docker("image", "inspect", image, check=False).returncode == 0:
+        return
+    if not build:
+        raise UserError(f"lab image {image} not found", "build it with `sudo scripts/lab/build-image.sh`")
+    script = paths.collection_root() / "scripts" / "lab" / "build-image.sh"
+    proc = subprocess.run(["bash", str(script), image], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise UserError(f"building {image} failed:\n{proc.stderr.strip()[-1500:]}", "run scripts/lab/build-image.sh as root")
+
+
+def existing_hosts() -> list[str]:
+    proc = _docker("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}")
+    return sorted((n for n in proc.stdout.split() if n.startswith(PREFIX)), key=lambda n: int(n.rsplit("-", 1)[1]))
+
+
+def up(count: int, image: str = IMAGE, build: bool = True) -> list[str]:
+    """Start hosts 1..count (keeping running ones), remove any beyond count, write the inventory."""
+    if count < 1:
+        raise UserError(f"--hosts must be at least 1, got {count}", "pass --hosts N with N >= 1")
+    require_docker()
+    ensure_image(image, build=build)
+    wanted = [f"{PREFIX}{i}" for i in range(1, count + 1)]
+    for name in existing_hosts():
+        if name not in wanted:
+            _docker("rm", "-f", "-v", name)
+    for name in wanted:
+        state = _docker("inspect", "-f", "{{.State.Running}}", name, check=False)
+        if state.returncode == 0 and state.stdout.strip() == "true":
+            continue
+        if state.returncode == 0:
+            _docker("rm", "-f", "-v", name)
+        _docker("run", "-d", "--name", name, "--hostname", name, "--label", f"{LABEL}=1",
+                *_SYSTEMD_RUN_ARGS, image)
+    for name in wanted:
+        _wait_for_systemd(name)
+    write_inventory(wanted)
+    return wanted
+
+
+def down() -> list[str]:
+    removed = existing_hosts() if _docker("version", check=False, timeout=30).returncode == 0 else []
+    for name in removed:
+        _docker("rm", "-f", "-v", name)
+    paths.lab_inventory().unlink(missing_ok=True)
+    return removed
+
+
+def _wait_for_systemd(name: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proc = _docker("exec", name, "systemctl", "is-system-running", check=False, timeout=30)
+        if proc.stdout.strip() in ("running", "degraded"):
+            return
+        time.sleep(0.3)
+    raise UserError(f"lab host {name} did not finish booting systemd within {timeout:.0f}s",
+                    f"inspect it with `docker logs {name}`; then `fleetserve lab down` and try again")
+
+
+def write_inventory(hosts: list[str]) -> Path:
+    path = paths.lab_inventory()
+    lines = [
+        "# Written by `fleetserve lab up`; `fleetserve lab down` removes it. Do not edit.",
+        "# Connection settings and lab defaults: inventories/lab/group_vars/.",
+        "all:",
+        "  children:",
+        "    lab:",
+        "      hosts:",
+        *[f"        {h}: {{}}" for h in hosts],
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
