@@ -7,6 +7,7 @@ explicit capability set systemd needs.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +17,15 @@ from fleetserve.errors import UserError
 
 IMAGE = "fleetserve/lab-systemd:bookworm"
 LABEL = "io.fleetserve.lab"
-PREFIX = "fleetserve-lab-"
+
+
+def lab_name() -> str:
+    """Several labs can share one Docker engine (the test suite uses its own): FLEETSERVE_LAB names it."""
+    return os.environ.get("FLEETSERVE_LAB", "fleetserve")
+
+
+def prefix() -> str:
+    return f"{lab_name()}-lab-"
 _SYSTEMD_RUN_ARGS = [
     "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
     "--security-opt", "apparmor=unconfined", "--security-opt", "seccomp=unconfined",
@@ -59,8 +68,8 @@ def ensure_image(image: str, *, build: bool) -> None:
 
 
 def existing_hosts() -> list[str]:
-    proc = _docker("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}")
-    return sorted((n for n in proc.stdout.split() if n.startswith(PREFIX)), key=lambda n: int(n.rsplit("-", 1)[1]))
+    proc = _docker("ps", "-a", "--filter", f"label={LABEL}={lab_name()}", "--format", "{{.Names}}")
+    return sorted((n for n in proc.stdout.split() if n.startswith(prefix())), key=lambda n: int(n.rsplit("-", 1)[1]))
 
 
 def up(count: int, image: str = IMAGE, build: bool = True) -> list[str]:
@@ -69,7 +78,7 @@ def up(count: int, image: str = IMAGE, build: bool = True) -> list[str]:
         raise UserError(f"--hosts must be at least 1, got {count}", "pass --hosts N with N >= 1")
     require_docker()
     ensure_image(image, build=build)
-    wanted = [f"{PREFIX}{i}" for i in range(1, count + 1)]
+    wanted = [f"{prefix()}{i}" for i in range(1, count + 1)]
     for name in existing_hosts():
         if name not in wanted:
             _docker("rm", "-f", "-v", name)
@@ -79,7 +88,7 @@ def up(count: int, image: str = IMAGE, build: bool = True) -> list[str]:
             continue
         if state.returncode == 0:
             _docker("rm", "-f", "-v", name)
-        _docker("run", "-d", "--name", name, "--hostname", name, "--label", f"{LABEL}=1",
+        _docker("run", "-d", "--name", name, "--hostname", name, "--label", f"{LABEL}={lab_name()}",
                 *_SYSTEMD_RUN_ARGS, image)
     for name in wanted:
         _wait_for_systemd(name)
@@ -109,6 +118,7 @@ def _wait_for_systemd(name: str, timeout: float = 60.0) -> None:
 def write_inventory(hosts: list[str]) -> Path:
     path = paths.lab_inventory()
     lines = [
+        "---",
         "# Written by `fleetserve lab up`; `fleetserve lab down` removes it. Do not edit.",
         "# Connection settings and lab defaults: inventories/lab/group_vars/.",
         "all:",

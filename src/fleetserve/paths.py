@@ -48,4 +48,7 @@ def collections_path() -> Path:
 
 
 def lab_inventory() -> Path:
-    return collection_root() / "inventories" / "lab" / "hosts.yml"
+    """The lab's inventory sits beside inventories/lab/group_vars, which hold its connection settings."""
+    name = os.environ.get("FLEETSERVE_LAB", "fleetserve")
+    filename = "hosts.yml" if name == "fleetserve" else f"hosts-{name}.yml"
+    return collection_root() / "inventories" / "lab" / filename

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -202,6 +203,13 @@ def _failure_message(res: dict) -> str:
     return str(msg).strip()[:2000]
 
 
+def _put_our_ansible_first_on_path() -> None:
+    """Run the ansible-playbook installed beside this interpreter: a venv need not be activated."""
+    bin_dir = str(Path(sys.executable).parent)
+    if (Path(bin_dir) / "ansible-playbook").exists() and os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+
+
 def run_playbook(
     playbook: str,
     *,
@@ -223,6 +231,7 @@ def run_playbook(
     root = paths.collection_root()
     state = paths.state_dir()
     scrub_secret_environment()
+    _put_our_ansible_first_on_path()
     ident = f"{action or Path(playbook).stem}-{datetime.now().strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     private_data_dir = state / "runs"
     private_data_dir.mkdir(mode=0o700, exist_ok=True)

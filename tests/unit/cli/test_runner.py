@@ -1,0 +1,72 @@
+"""The runner's reduction of ansible-runner events to per-host results, and secret scrubbing."""
+
+from fleetserve import runner
+
+
+def _event(name, host=None, created="2026-11-22T05:00:00.000000", **data):
+    event_data = dict(data)
+    if host:
+        event_data["host"] = host
+    return {"event": name, "created": created, "event_data": event_data}
+
+
+def test_scrub_removes_secret_looking_variables_and_keeps_paths():
+    env = {
+        "HF_TOKEN": "hf_x",
+        "OPENAI_API_KEY": "sk",
+        "VLLM_APIKEY": "k",
+        "MY_PASSWORD": "p",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "ANSIBLE_VAULT_PASSWORD_FILE": "/home/me/.vault",
+        "SSH_AUTH_SOCK": "/run/agent",
+        "PATH": "/usr/bin",
+    }
+    removed = runner.scrub_secret_environment(env)
+    assert sorted(removed) == ["AWS_SECRET_ACCESS_KEY", "HF_TOKEN", "MY_PASSWORD", "OPENAI_API_KEY", "VLLM_APIKEY"]
+    assert env == {"ANSIBLE_VAULT_PASSWORD_FILE": "/home/me/.vault", "SSH_AUTH_SOCK": "/run/agent", "PATH": "/usr/bin"}
+
+
+def test_collector_summarises_failures_time_and_stats():
+    forwarded = []
+    collector = runner._Collector(forwarded.append)
+    events = [
+        _event("playbook_on_task_start", task="UV | Install"),
+        _event("runner_on_ok", "h1", created="2026-11-22T05:00:00", task="UV | Install", res={"changed": True}),
+        _event("runner_on_failed", "h2", created="2026-11-22T05:00:01", task="UV | Install", res={"msg": "boom"}),
+        _event("runner_on_failed", "h1", created="2026-11-22T05:00:07", task="Probe", ignore_errors=True, res={"msg": "x"}),
+        _event("runner_on_unreachable", "h3", created="2026-11-22T05:00:02", task="Gathering Facts", res={"msg": "ssh: no route"}),
+        _event("verbose"),
+    ]
+    for event in events:
+        assert collector(event) is True  # ansible-runner drops events from its artifacts otherwise
+    collector.apply_stats({"ok": {"h1": 2}, "changed": {"h1": 1}, "failures": {"h2": 1}, "dark": {"h3": 1}})
+    hosts = collector.hosts
+    assert hosts["h1"].status == "changed" and hosts["h1"].seconds == 7.0 and hosts["h1"].failures == []
+    assert hosts["h2"].status == "failed" and hosts["h2"].failures == [{"task": "UV | Install", "msg": "boom"}]
+    assert hosts["h3"].status == "unreachable" and hosts["h3"].failures[0]["msg"] == "ssh: no route"
+    assert len(forwarded) == len(events)
+    assert [e["event"] for e in collector.events] == [e["event"] for e in events[:-1]]
+
+
+def _result(hosts, rc=0, status="successful", events=()):
+    return runner.RunResult("site.yml", status, rc, hosts, list(events), "/tmp/a", 1.0)
+
+
+def test_run_result_fails_when_any_host_failed_or_unreachable():
+    ok = runner.HostResult("a", ok=3)
+    assert _result({"a": ok}).succeeded
+    assert not _result({"a": ok, "b": runner.HostResult("b", failed=1)}).succeeded
+    assert not _result({"a": ok, "b": runner.HostResult("b", unreachable=1)}).succeeded
+    assert not _result({"a": ok}, rc=2, status="failed").succeeded
+
+
+def test_host_facts_and_task_results_pick_the_last_value_per_host():
+    events = [
+        _event("runner_on_ok", "h1", res={"ansible_facts": {"preflight_plan": {"tp": 4}}}, task_action="ansible.builtin.set_fact"),
+        _event("runner_on_ok", "h1", res={"ansible_facts": {"preflight_plan": {"tp": 8}}}, task_action="ansible.builtin.set_fact"),
+        _event("runner_on_failed", "h2", res={"msg": "no"}, task_action="fleetserve.minimax.openai_endpoint_info"),
+    ]
+    result = _result({}, events=events)
+    assert result.host_facts("preflight_plan") == {"h1": {"tp": 8}}
+    assert result.task_results("openai_endpoint_info") == {"h2": {"msg": "no"}}
+    assert result.task_results("fleetserve.minimax.openai_endpoint_info") == {"h2": {"msg": "no"}}
