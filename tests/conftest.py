@@ -53,6 +53,8 @@ def fixtures_dir() -> Path:
 def ansible_env(tmp_path) -> dict:
     """Environment for ansible-* subprocesses: this working tree as the collection, no colour."""
     env = dict(os.environ)
+    # The Ansible tools of the interpreter running the tests (a venv need not be activated).
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(
         ANSIBLE_COLLECTIONS_PATH=os.environ["ANSIBLE_COLLECTIONS_PATH"],
         ANSIBLE_FORCE_COLOR="0",
@@ -77,8 +79,12 @@ def run_playbook(tmp_path, ansible_env):
         if path is None:
             path = tmp_path / "play.yml"
             path.write_text(textwrap.dedent(playbook))
-        inv = inventory or f"localhost ansible_connection=local ansible_python_interpreter={sys.executable},"
-        cmd = ["ansible-playbook", "-i", inv, str(path), *extra_args]
+        inv = inventory
+        if inv is None:
+            inv_path = tmp_path / "localhost.ini"
+            inv_path.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+            inv = str(inv_path)
+        cmd = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", inv, str(path), *extra_args]
         if check:
             cmd.append("--check")
         return subprocess.run(

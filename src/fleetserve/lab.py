@@ -72,7 +72,24 @@ def existing_hosts() -> list[str]:
     return sorted((n for n in proc.stdout.split() if n.startswith(prefix())), key=lambda n: int(n.rsplit("-", 1)[1]))
 
 
-def up(count: int, image: str = IMAGE, build: bool = True) -> list[str]:
+# The lab has no GPUs: each host gets nvidia-smi replaying output recorded on a real host, so the
+# preflight role reads real GPU facts. The recordings live with the tests (tests/fixtures/nvidia-smi).
+DEFAULT_GPUS = "h200-x1"
+
+
+def _install_replayed_gpus(name: str, recording: str) -> None:
+    fixtures = paths.collection_root() / "tests" / "fixtures"
+    source = fixtures / "nvidia-smi" / recording
+    if not (source / "nvidia-smi-q.xml").is_file():
+        available = sorted(p.name for p in (fixtures / "nvidia-smi").iterdir() if (p / "nvidia-smi-q.xml").is_file())
+        raise UserError(f"no GPU recording named {recording}", f"pass --gpus with one of: {', '.join(available)}")
+    _docker("exec", name, "mkdir", "-p", "/opt/fleetserve-lab", "/etc/fleetserve")
+    _docker("cp", str(source), f"{name}:/opt/fleetserve-lab/gpus")
+    _docker("cp", str(fixtures / "bin" / "nvidia-smi"), f"{name}:/usr/local/bin/nvidia-smi")
+    _docker("exec", name, "sh", "-c", "echo /opt/fleetserve-lab/gpus > /etc/fleetserve/fake-gpu-dir")
+
+
+def up(count: int, image: str = IMAGE, build: bool = True, gpus: str = DEFAULT_GPUS) -> list[str]:
     """Start hosts 1..count (keeping running ones), remove any beyond count, write the inventory."""
     if count < 1:
         raise UserError(f"--hosts must be at least 1, got {count}", "pass --hosts N with N >= 1")
@@ -92,6 +109,7 @@ def up(count: int, image: str = IMAGE, build: bool = True) -> list[str]:
                 *_SYSTEMD_RUN_ARGS, image)
     for name in wanted:
         _wait_for_systemd(name)
+        _install_replayed_gpus(name, gpus)
     write_inventory(wanted)
     return wanted
 

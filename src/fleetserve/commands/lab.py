@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--hosts", type=int, default=2, help="number of hosts (default: 2)")
     up.add_argument("--image", default=lab.IMAGE, help=f"test-host image (default: {lab.IMAGE})")
     up.add_argument("--no-build", action="store_true", help="fail instead of building a missing image")
+    up.add_argument("--gpus", default=lab.DEFAULT_GPUS,
+                    help=f"recorded GPU host the lab hosts replay (tests/fixtures/nvidia-smi/; default {lab.DEFAULT_GPUS})")
     up.set_defaults(func=_up)
     down = lab_sub.add_parser("down", help="remove every lab host and the lab inventory")
     down.set_defaults(func=_down)
@@ -25,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    hosts = lab.up(args.hosts, image=args.image, build=not args.no_build)
+    hosts = lab.up(args.hosts, image=args.image, build=not args.no_build, gpus=args.gpus)
     print(f"lab up: {', '.join(hosts)}; inventory {paths.lab_inventory()}")
     return 0
 

@@ -1,0 +1,200 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetserve maintainers
+# Apache-2.0 (see LICENSE)
+"""Parse what nvidia-smi prints into GPU facts. Pure functions; no subprocess here.
+
+Failures raise GpuFactsError (a ValueError) with a stable ``reason`` for callers to branch on and a
+message that names the fix.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+# The exact columns tests/fixtures/bin/nvidia-smi replays; the order is the CSV order.
+QUERY_FIELDS = (
+    "index",
+    "name",
+    "uuid",
+    "memory.total",
+    "memory.used",
+    "compute_cap",
+    "driver_version",
+    "persistence_mode",
+    "pci.bus_id",
+    "power.limit",
+)
+QUERY_ARGS = ["--query-gpu=" + ",".join(QUERY_FIELDS), "--format=csv,noheader,nounits"]
+
+MSG_DRIVER_NOT_LOADED = "couldn't communicate with the NVIDIA driver"
+MSG_MISMATCH = "Driver/library version mismatch"
+MSG_NO_DEVICES = "No devices were found"
+
+
+class GpuFactsError(ValueError):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def classify_failure(rc: int, output: str) -> GpuFactsError:
+    """Turn a failed nvidia-smi run into the error a person can act on."""
+    text = (output or "").strip()
+    first = text.splitlines()[0] if text else f"(no output, rc={rc})"
+    if MSG_DRIVER_NOT_LOADED in text:
+        return GpuFactsError(
+            "driver_not_loaded",
+            f"nvidia-smi cannot reach the NVIDIA kernel driver ({first}); load it with 'modprobe nvidia' "
+            "or reboot after the driver install (role fleetserve.minimax.gpu_host), then re-run",
+        )
+    if MSG_MISMATCH in text:
+        return GpuFactsError(
+            "driver_library_mismatch",
+            f"the loaded NVIDIA kernel module and the NVML library differ ({first}); this follows a driver "
+            "upgrade without a reboot: reboot the host (or reload the nvidia modules), then re-run",
+        )
+    if MSG_NO_DEVICES in text:
+        return no_gpus_error()
+    return GpuFactsError("nvidia_smi_failed", f"nvidia-smi failed with rc={rc}: {first}")
+
+
+def no_gpus_error() -> GpuFactsError:
+    return GpuFactsError(
+        "no_gpus",
+        "nvidia-smi sees no GPU on this host; check that the GPUs are visible (lspci | grep -i nvidia), "
+        "not bound to vfio-pci or hidden by CUDA_VISIBLE_DEVICES, and target a GPU host",
+    )
+
+
+def _text(node, path: str, default=None):
+    found = node.find(path)
+    if found is None or found.text is None:
+        return default
+    value = found.text.strip()
+    return default if value in ("", "N/A") else value
+
+
+def _mib(value) -> int | None:
+    match = re.match(r"^(\d+)\s*MiB$", value or "")
+    return int(match.group(1)) if match else None
+
+
+def parse_query_xml(text: str) -> dict:
+    """`nvidia-smi -q -x` -> host facts and one dict per GPU (no compute capability: the XML lacks it)."""
+    if not (text or "").strip():
+        raise GpuFactsError("parse_error", "nvidia-smi -q -x printed nothing; run it by hand to see why")
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as err:
+        raise GpuFactsError(
+            "parse_error",
+            f"nvidia-smi -q -x printed XML that does not parse ({err}); the output is truncated "
+            "or the driver is broken: run 'nvidia-smi -q -x' by hand",
+        ) from None
+    if root.tag != "nvidia_smi_log":
+        raise GpuFactsError("parse_error", f"nvidia-smi -q -x printed <{root.tag}>, not <nvidia_smi_log>")
+    gpus = []
+    for index, node in enumerate(root.findall("gpu")):
+        total = _mib(_text(node, "fb_memory_usage/total"))
+        if total is None:
+            raise GpuFactsError("parse_error", f"GPU {index} has no fb_memory_usage/total in nvidia-smi -q -x")
+        gpus.append(
+            {
+                "index": index,
+                "name": _text(node, "product_name"),
+                "uuid": _text(node, "uuid"),
+                "architecture": _text(node, "product_architecture"),
+                "pci_bus_id": _text(node, "pci/pci_bus_id") or node.get("id"),
+                "memory_total_mib": total,
+                "memory_used_mib": _mib(_text(node, "fb_memory_usage/used")),
+                "persistence_mode": _text(node, "persistence_mode") == "Enabled",
+                "mig_mode": _text(node, "mig_mode/current_mig") == "Enabled",
+                "fabric_state": _text(node, "fabric/state"),
+                "fabric_status": _text(node, "fabric/status"),
+                "compute_capability": None,
+            }
+        )
+    attached = _text(root, "attached_gpus")
+    if attached is not None and attached.isdigit() and int(attached) != len(gpus):
+        raise GpuFactsError(
+            "parse_error",
+            f"nvidia-smi -q -x reports {attached} attached GPUs but describes {len(gpus)}; "
+            "the output is truncated: run 'nvidia-smi -q -x' by hand",
+        )
+    if not gpus:
+        raise no_gpus_error()
+    return {"driver_version": _text(root, "driver_version"), "cuda_version": _text(root, "cuda_version"), "gpus": gpus}
+
+
+def parse_query_csv(text: str) -> dict:
+    """`--query-gpu=...` CSV -> {uuid: compute capability string}."""
+    caps = {}
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        cols = [c.strip() for c in line.split(",")]
+        if len(cols) != len(QUERY_FIELDS):
+            raise GpuFactsError(
+                "parse_error",
+                f"nvidia-smi --query-gpu printed {len(cols)} columns, expected {len(QUERY_FIELDS)}: {line.strip()!r}",
+            )
+        row = dict(zip(QUERY_FIELDS, cols))
+        if not re.match(r"^\d+\.\d+$", row["compute_cap"]):
+            raise GpuFactsError(
+                "parse_error",
+                f"nvidia-smi reports compute capability {row['compute_cap']!r} for GPU {row['index']}; "
+                "a driver >= 510 is needed for the compute_cap field: upgrade the driver",
+            )
+        caps[row["uuid"]] = row["compute_cap"]
+    return caps
+
+
+def parse_topo(text: str) -> dict:
+    """`nvidia-smi topo -m` -> {"links": {"0-1": "NV18"}, "nvlink_counts": {"0-1": 18}} for GPU pairs."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in (text or "").splitlines()]
+    header = next((line.split() for line in lines if line.strip().startswith("GPU0")), None)
+    if header is None:
+        raise GpuFactsError("parse_error", "nvidia-smi topo -m printed no GPU matrix header; run it by hand")
+    columns = [h for h in header if re.match(r"^GPU\d+$", h)]
+    links, counts = {}, {}
+    for line in lines:
+        cells = line.split()
+        if not cells or not re.match(r"^GPU\d+$", cells[0]) or cells == header:
+            continue
+        row = int(cells[0][3:])
+        for col, cell in zip(columns, cells[1 : 1 + len(columns)]):
+            peer = int(col[3:])
+            if peer <= row:
+                continue
+            key = f"{row}-{peer}"
+            links[key] = cell
+            match = re.match(r"^NV(\d+)$", cell)
+            counts[key] = int(match.group(1)) if match else 0
+    return {"links": links, "nvlink_counts": counts}
+
+
+def merge_facts(xml_facts: dict, caps: dict, topo: dict, nvswitch_count: int) -> dict:
+    """One result: per-GPU facts with compute capability, host-level links, NVSwitch and fabric state."""
+    gpus = []
+    for gpu in xml_facts["gpus"]:
+        cap = caps.get(gpu["uuid"])
+        if cap is None:
+            raise GpuFactsError(
+                "parse_error",
+                f"GPU {gpu['index']} ({gpu['uuid']}) is in nvidia-smi -q -x but not in --query-gpu; "
+                "GPUs changed between the two calls: re-run",
+            )
+        gpus.append(dict(gpu, compute_capability=cap))
+    states = sorted({g["fabric_state"] for g in gpus if g["fabric_state"]})
+    return {
+        "driver_version": xml_facts["driver_version"],
+        "cuda_version": xml_facts["cuda_version"],
+        "gpu_count": len(gpus),
+        "gpus": gpus,
+        "links": topo["links"],
+        "nvlink_counts": topo["nvlink_counts"],
+        "nvswitch_present": nvswitch_count > 0,
+        "nvswitch_count": nvswitch_count,
+        "fabric_manager_state": states[0] if len(states) == 1 else ("mixed" if states else None),
+    }

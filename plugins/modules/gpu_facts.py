@@ -1,0 +1,171 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: fleetserve maintainers
+# Apache-2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: gpu_facts
+short_description: Read the NVIDIA GPUs of a host, their links, NVSwitches and fabric state
+description:
+  - Runs C(nvidia-smi -q -x), C(nvidia-smi --query-gpu=...) (for the compute capability, which the XML lacks)
+    and C(nvidia-smi topo -m), and looks for NVSwitch devices under O(nvswitch_proc_dir).
+  - Fails, with a stable RV(reason) and a message that names the fix, when nvidia-smi is missing, the kernel
+    driver is not loaded, the driver and NVML library versions differ, no GPU is visible, or the output does not parse.
+  - Changes nothing.
+version_added: 0.1.0
+author: fleetserve maintainers
+options:
+  nvidia_smi:
+    description: Name or absolute path of the nvidia-smi executable; a name is looked up on E(PATH) and in C(/usr/bin).
+    type: str
+    default: nvidia-smi
+  nvswitch_proc_dir:
+    description:
+      - Directory the NVSwitch kernel driver populates; each entry under its C(devices/) is one NVSwitch.
+      - Only tests change it.
+    type: path
+    default: /proc/driver/nvidia-nvswitch
+attributes:
+  check_mode:
+    support: full
+    description: Only reads; runs the same in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    description: Never changes the host.
+notes:
+  - Needs the NVIDIA driver (any version that knows the C(compute_cap) query field, 510 or later).
+"""
+
+EXAMPLES = r"""
+- name: Preflight | Read GPU facts
+  fleetserve.minimax.gpu_facts:
+  register: gpu
+
+- name: Preflight | Require eight GPUs
+  ansible.builtin.assert:
+    that: gpu.gpu_count == 8
+    fail_msg: "{{ gpu.gpu_count }} GPUs found, the plan needs 8"
+"""
+
+RETURN = r"""
+driver_version:
+  description: NVIDIA driver version.
+  returned: success
+  type: str
+  sample: "580.159.04"
+cuda_version:
+  description: Highest CUDA version the driver supports.
+  returned: success
+  type: str
+  sample: "13.0"
+gpu_count:
+  description: Number of GPUs.
+  returned: success
+  type: int
+  sample: 2
+gpus:
+  description: One entry per GPU, in nvidia-smi order.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - index: 0
+      name: NVIDIA H200
+      uuid: GPU-912424c3-a0a4-6d4d-a045-c302cd862754
+      architecture: Hopper
+      pci_bus_id: "00000000:00:06.0"
+      memory_total_mib: 143771
+      memory_used_mib: 0
+      compute_capability: "9.0"
+      persistence_mode: true
+      mig_mode: false
+      fabric_state: Completed
+      fabric_status: Success
+links:
+  description: Connection type between each GPU pair C(i-j) (i < j) as C(topo -m) prints it (NV18, SYS, PIX, ...).
+  returned: success
+  type: dict
+  sample: {"0-1": "NV18"}
+nvlink_counts:
+  description: Number of bonded NVLinks between each GPU pair; 0 where the pair talks over PCIe.
+  returned: success
+  type: dict
+  sample: {"0-1": 18}
+nvswitch_present:
+  description: Whether the NVSwitch kernel driver lists any device.
+  returned: success
+  type: bool
+nvswitch_count:
+  description: Number of NVSwitch devices.
+  returned: success
+  type: int
+fabric_manager_state:
+  description:
+    - GPU fabric state from the XML, V(Completed) once Fabric Manager has trained the fabric.
+    - V(mixed) if the GPUs differ; null where the GPUs report none (no NVSwitch fabric).
+  returned: success
+  type: str
+  sample: Completed
+reason:
+  description: >-
+    Why it failed: V(nvidia_smi_missing), V(driver_not_loaded), V(driver_library_mismatch), V(no_gpus),
+    V(parse_error) or V(nvidia_smi_failed).
+  returned: failure
+  type: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.fleetserve.minimax.plugins.module_utils import _gpu
+
+
+def count_nvswitches(proc_dir: str) -> int:
+    devices = os.path.join(proc_dir, "devices")
+    return len(os.listdir(devices)) if os.path.isdir(devices) else 0
+
+
+def gather(module: AnsibleModule) -> dict:
+    binary = module.get_bin_path(module.params["nvidia_smi"], opt_dirs=["/usr/bin"])
+    if binary is None:
+        raise _gpu.GpuFactsError(
+            "nvidia_smi_missing",
+            f"{module.params['nvidia_smi']} was not found on PATH; install the NVIDIA driver "
+            "(role fleetserve.minimax.gpu_host) or set nvidia_smi to its absolute path",
+        )
+
+    def run(args):
+        # LC_ALL=C: the messages classify_failure looks for are the untranslated ones.
+        rc, out, err = module.run_command([binary] + args, environ_update={"LC_ALL": "C"})
+        if rc != 0:
+            raise _gpu.classify_failure(rc, out + "\n" + err)
+        return out
+
+    xml_facts = _gpu.parse_query_xml(run(["-q", "-x"]))
+    caps = _gpu.parse_query_csv(run(_gpu.QUERY_ARGS))
+    topo = _gpu.parse_topo(run(["topo", "-m"]))
+    return _gpu.merge_facts(xml_facts, caps, topo, count_nvswitches(module.params["nvswitch_proc_dir"]))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "nvidia_smi": {"type": "str", "default": "nvidia-smi"},
+            "nvswitch_proc_dir": {"type": "path", "default": "/proc/driver/nvidia-nvswitch"},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        facts = gather(module)
+    except _gpu.GpuFactsError as err:
+        module.fail_json(msg=str(err), reason=err.reason, changed=False)
+    module.exit_json(changed=False, **facts)
+
+
+if __name__ == "__main__":
+    main()

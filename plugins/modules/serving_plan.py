@@ -1,0 +1,182 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: fleetserve maintainers
+# Apache-2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: serving_plan
+short_description: Decide how a MiniMax model is served on this host, or refuse with the fix
+description:
+  - Computes tensor, expert and data parallel sizes, memory fraction, maximum context, KV-cache capacity, parsers
+    and the engine arguments from GPU facts (M(fleetserve.minimax.gpu_facts)), the model catalog
+    (C(roles/preflight/vars/models.yml)) and the user's wishes.
+  - Refuses, naming the fix, when the weights do not fit, a GPU is older than compute capability 7.0, parallel sizes
+    do not divide the GPUs or the heads, the FP8 M2.x checkpoint is asked for pure TP8, the context exceeds the model
+    or the KV cache, the engine release is below the model's floor, or the host's Python, glibc or driver is too old
+    for the SGLang release.
+  - The arithmetic and its margins are described in C(docs/preflight.md).
+version_added: 0.1.0
+author: fleetserve maintainers
+options:
+  catalog:
+    description:
+      - The catalog as C({models, engine_hosts}).
+      - The role passes C(__preflight_catalog) and C(__preflight_engine_hosts) from C(roles/preflight/vars/models.yml).
+    type: dict
+    required: true
+  model:
+    description: Catalog key of the model, e.g. C(MiniMax-M2.5).
+    type: str
+    required: true
+  gpu_facts:
+    description:
+      - The registered result of M(fleetserve.minimax.gpu_facts).
+      - Only its C(gpus) and C(driver_version) are read.
+    type: dict
+    required: true
+  python_version:
+    description: Version of the Python the engine venv will use (the host's python3).
+    type: str
+    required: true
+  glibc_version:
+    description: The host's glibc version; read from the running interpreter when omitted.
+    type: str
+  disk:
+    description:
+      - Check free disk for the weights at C(wishes.models_dir); omit to skip.
+      - C(copies) is 2 when the weights come through Git LFS (it keeps a second copy), C(margin) a fraction added on top.
+    type: dict
+    suboptions:
+      copies:
+        description: How many copies of the weights the download method keeps.
+        type: int
+        default: 1
+      margin:
+        description: Extra fraction of the weights to keep free.
+        type: float
+        default: 0.1
+  wishes:
+    description:
+      - What the user asked for; each key may be null for "choose for me".
+      - Keys C(engine), C(engine_version), C(tensor_parallel_size), C(expert_parallel_size), C(data_parallel_size),
+        C(max_context), C(mem_fraction), C(reasoning_style), C(served_model_name), C(port), C(bind_address), C(models_dir).
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    support: full
+    description: Pure computation; runs the same in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    description: Never changes the host; the same inputs give the same plan.
+"""
+
+EXAMPLES = r"""
+- name: Preflight | Plan the deployment
+  fleetserve.minimax.serving_plan:
+    catalog:
+      models: "{{ __preflight_catalog }}"
+      engine_hosts: "{{ __preflight_engine_hosts }}"
+    model: MiniMax-M2.5
+    gpu_facts: "{{ __preflight_gpu }}"
+    python_version: "{{ ansible_facts['python_version'] }}"
+    wishes:
+      engine: sglang
+      max_context: 131072
+  register: __preflight_planned
+"""
+
+RETURN = r"""
+plan:
+  description: The serving plan (the C(preflight_plan) fact); every key is described in C(docs/preflight.md).
+  returned: success
+  type: dict
+  sample:
+    model: MiniMax-M2.5
+    engine: sglang
+    engine_version: 0.5.23
+    tensor_parallel_size: 4
+    expert_parallel_size: 1
+    max_context: 196608
+    kv_capacity_tokens: 451387
+    engine_args: [--model-path, /srv/models/MiniMax-M2.5, --tp-size, "4"]
+    engine_env: {}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.fleetserve.minimax.plugins.module_utils import _plan
+
+
+def host_glibc() -> str | None:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").split()[-1]  # "glibc 2.36"
+    except (ValueError, OSError, AttributeError, IndexError):
+        return None
+
+
+def nearest_existing(path: str) -> str:
+    while not os.path.exists(path) and path not in ("", "/"):
+        path = os.path.dirname(path)
+    return path or "/"
+
+
+def bytes_present(path: str) -> int:
+    """Weights already downloaded count toward the need, so a re-run on a served host still passes."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def check_disk(plan: dict, disk: dict) -> None:
+    stat = os.statvfs(nearest_existing(plan["model_dir"]))
+    plan["disk_needed_bytes"] = _plan.check_disk(
+        plan["model_dir"],
+        plan["weights_bytes"],
+        disk["copies"],
+        disk["margin"],
+        stat.f_bavail * stat.f_frsize,
+        bytes_present(plan["model_dir"]),
+    )
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "catalog": {"type": "dict", "required": True},
+            "model": {"type": "str", "required": True},
+            "gpu_facts": {"type": "dict", "required": True},
+            "python_version": {"type": "str", "required": True},
+            "glibc_version": {"type": "str"},
+            "wishes": {"type": "dict", "default": {}},
+            "disk": {
+                "type": "dict",
+                "options": {"copies": {"type": "int", "default": 1}, "margin": {"type": "float", "default": 0.1}},
+            },
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    host = {"python_version": params["python_version"], "glibc_version": params["glibc_version"] or host_glibc()}
+    try:
+        plan = _plan.build_plan(params["catalog"], params["model"], params["gpu_facts"], host, params["wishes"])
+        if params["disk"]:
+            check_disk(plan, params["disk"])
+    except ValueError as err:
+        module.fail_json(msg=str(err), changed=False)
+    module.exit_json(changed=False, plan=plan)
+
+
+if __name__ == "__main__":
+    main()
