@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: fleetserve maintainers
-# Apache-2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The model catalog (roles/preflight/vars/models.yml): loading, checking and version rules.
 
 Private to the collection (no API promise). Pure functions; bad input raises CatalogError, a

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: fleetserve maintainers
-# Apache-2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Parse what nvidia-smi prints into GPU facts. Pure functions; no subprocess here.
 
 Failures raise GpuFactsError (a ValueError) with a stable ``reason`` for callers to branch on and a

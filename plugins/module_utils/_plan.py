@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: fleetserve maintainers
-# Apache-2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The serving plan: GPU facts + catalog entry + engine + wishes -> the `preflight_plan` fact.
 
 Pure functions. Every refusal raises PlanError (a ValueError) whose message names the fix.

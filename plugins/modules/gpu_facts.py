@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright: fleetserve maintainers
-# Apache-2.0 (see LICENSE)
+# Copyright: (c) 2026, fleetserve maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ description:
     driver is not loaded, the driver and NVML library versions differ, no GPU is visible, or the output does not parse.
   - Changes nothing.
 version_added: 0.1.0
-author: fleetserve maintainers
+author: fleetserve maintainers (@fleetserve)
 options:
   nvidia_smi:
     description: Name or absolute path of the nvidia-smi executable; a name is looked up on E(PATH) and in C(/usr/bin).
@@ -34,6 +34,7 @@ attributes:
     description: Only reads; runs the same in check mode.
   diff_mode:
     support: none
+    description: Reads only; there is nothing to diff.
   idempotent:
     support: full
     description: Never changes the host.

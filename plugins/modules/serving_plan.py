@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright: fleetserve maintainers
-# Apache-2.0 (see LICENSE)
+# Copyright: (c) 2026, fleetserve maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ description:
     for the SGLang release.
   - The arithmetic and its margins are described in C(docs/preflight.md).
 version_added: 0.1.0
-author: fleetserve maintainers
+author: fleetserve maintainers (@fleetserve)
 options:
   catalog:
     description:
@@ -71,6 +71,7 @@ attributes:
     description: Pure computation; runs the same in check mode.
   diff_mode:
     support: none
+    description: Reads only; there is nothing to diff.
   idempotent:
     support: full
     description: Never changes the host; the same inputs give the same plan.
