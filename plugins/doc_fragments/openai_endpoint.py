@@ -1,0 +1,33 @@
+# Copyright: fleetserve maintainers
+# Apache License 2.0 (see galaxy.yml)
+"""Connection options shared by modules that talk to an OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  base_url:
+    description:
+      - Root URL of the server, without C(/v1), for example C(http://127.0.0.1:8000).
+      - The module adds C(/health) and C(/v1/...) itself.
+    type: str
+    required: true
+  api_key:
+    description:
+      - The key the engine was started with (C(--api-key)), sent as a bearer token in the C(Authorization) header.
+      - When set, the module also checks that a request without it gets HTTP 401.
+      - Never logged.
+    type: str
+  validate_certs:
+    description:
+      - Verify TLS certificates for C(https) URLs.
+    type: bool
+    default: true
+  request_timeout:
+    description:
+      - Seconds one HTTP request may take (capped by what is left of O(timeout)).
+    type: float
+    default: 120
+"""
