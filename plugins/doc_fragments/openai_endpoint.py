@@ -1,5 +1,5 @@
 # Copyright: fleetserve maintainers
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Connection options shared by modules that talk to an OpenAI-compatible endpoint."""
 
 from __future__ import annotations

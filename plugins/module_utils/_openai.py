@@ -1,5 +1,5 @@
 # Copyright: fleetserve maintainers
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Verify that an OpenAI-compatible endpoint can serve: parsing, shape checks and the staged wait.
 
 Private to the collection (leading underscore): no API promise. Everything that decides pass or

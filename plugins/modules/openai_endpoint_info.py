@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: fleetserve maintainers
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 

@@ -1,0 +1,213 @@
+"""Pure helpers for the NVIDIA driver, Fabric Manager and their packages.
+
+Everything here takes text the host produced (sysfs, ``nvidia-smi -q -x``, ``apt-cache madison``,
+``mokutil --sb-state``) and returns plain data, or raises ValueError with a message that names the fix.
+The roles call these through the ``fleetserve.minimax.nvidia_*`` filters.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+_VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
+CONTROL_NODE_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+# GPU generations whose NVSwitch fabric is NVLink 5: Fabric Manager needs NVLSM and ib_umad there.
+NVLINK5_ARCHITECTURES = frozenset({"Blackwell"})
+FABRIC_READY = ("Completed", "Success")
+
+
+def parse_sysfs_version(text: str | None) -> str | None:
+    """Version of the loaded kernel module from /sys/module/nvidia/version; None when not loaded."""
+    if text is None or not text.strip():
+        return None
+    version = text.strip()
+    if not _VERSION.match(version):
+        raise ValueError(
+            f"unexpected content in the nvidia module version file: {version!r} (expected e.g. 580.159.04)."
+        )
+    return version
+
+
+def upstream_version(debian_version: str) -> str:
+    """580.159.04 from 580.159.04-0ubuntu1 or 1:580.159.04-1 (epoch and Debian revision dropped)."""
+    version = debian_version.split(":", 1)[-1]
+    return version.rsplit("-", 1)[0] if "-" in version else version
+
+
+def branch(version: str) -> str:
+    """Driver branch (the package name suffix): 580 for 580.159.04."""
+    if not _VERSION.match(str(version)):
+        raise ValueError(f"driver version {version!r} is not of the form 580.159.04: set an exact upstream version.")
+    return str(version).split(".", 1)[0]
+
+
+def parse_madison(text: str) -> list:
+    """[{package, version, source}] from ``apt-cache madison`` output, in apt's order (newest first)."""
+    rows = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) >= 3 and parts[0] and parts[1]:
+            rows.append({"package": parts[0], "version": parts[1], "source": parts[2]})
+    return rows
+
+
+def resolve_pin(madison_text: str, package: str, version: str, fix: str) -> str:
+    """The full Debian version of ``package`` whose upstream version is exactly ``version``.
+
+    ``version`` may also be a full Debian version (580.159.04-0ubuntu1). ``fix`` ends the error message:
+    what the operator should change (it differs between the driver and Fabric Manager).
+    """
+    available = [r["version"] for r in parse_madison(madison_text) if r["package"] == package]
+    for candidate in available:
+        if candidate == version or upstream_version(candidate) == version:
+            return candidate
+    shown = ", ".join(dict.fromkeys(available)) or "none"
+    raise ValueError(f"{package} {version} is not in this host's apt repositories (available: {shown}). {fix}")
+
+
+def resolve_pins(madison_text: str, packages: list, version: str, fix: str) -> list:
+    """``["pkg=full-version", ...]`` for apt, every package pinned to the same upstream version."""
+    return [f"{p}={resolve_pin(madison_text, p, version, fix)}" for p in packages]
+
+
+def driver_packages(family: str, driver_branch: str, kernel_module: str) -> list:
+    """Package names for a driver install, by naming family.
+
+    ``ubuntu``: Ubuntu's archive and NVIDIA's CUDA repo for Ubuntu (nvidia-driver-580[-open], per branch).
+    ``debian``: NVIDIA's CUDA repo for Debian 12 (unversioned names, the branch is in the version).
+    """
+    if kernel_module not in ("open", "proprietary"):
+        raise ValueError(f"nvidia_driver_kernel_module must be 'open' or 'proprietary', got {kernel_module!r}.")
+    open_suffix = "-open" if kernel_module == "open" else ""
+    if family == "ubuntu":
+        return [
+            f"nvidia-driver-{driver_branch}{open_suffix}",
+            f"nvidia-dkms-{driver_branch}{open_suffix}",
+            f"nvidia-utils-{driver_branch}",
+        ]
+    if family == "debian":
+        dkms = "nvidia-kernel-open-dkms" if kernel_module == "open" else "nvidia-kernel-dkms"
+        return ["nvidia-driver", dkms, "nvidia-smi"]
+    raise ValueError(f"no NVIDIA package naming for {family!r}: supported are Ubuntu 22.04/24.04 and Debian 12.")
+
+
+def reboot_decision(loaded: str | None, installed: str | None) -> dict:
+    """Reboot only when the loaded module differs from the installed driver; never because a task 'changed'."""
+    if installed is None or loaded == installed:
+        return {
+            "required": False,
+            "reason": f"loaded nvidia module {loaded or 'none'} matches the installed driver {installed or 'none'}",
+        }
+    if loaded is None:
+        return {"required": True, "reason": f"driver {installed} is installed but no nvidia kernel module is loaded"}
+    return {
+        "required": True,
+        "reason": f"the loaded nvidia kernel module is {loaded} but driver {installed} is installed",
+    }
+
+
+def is_control_node(inventory_hostname: str, connection: str | None) -> bool:
+    return connection == "local" or inventory_hostname in CONTROL_NODE_NAMES
+
+
+def _text(node, path: str, default: str = "N/A") -> str:
+    found = node.find(path)
+    return found.text.strip() if found is not None and found.text and found.text.strip() else default
+
+
+def _mib(value: str) -> int:
+    match = re.match(r"^(\d+)\s*MiB$", value)
+    return int(match.group(1)) if match else 0
+
+
+def parse_smi_xml(text: str) -> dict:
+    """The parts of ``nvidia-smi -q -x`` the prerequisite roles decide on."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise ValueError(
+            f"nvidia-smi -q -x did not return XML ({exc}): check that nvidia-smi works on the host."
+        ) from None
+    gpus = []
+    for index, gpu in enumerate(root.findall("gpu")):
+        processes = [
+            {"pid": _text(p, "pid"), "name": _text(p, "process_name"), "used_memory": _text(p, "used_memory")}
+            for p in gpu.findall("processes/process_info")
+        ]
+        gpus.append(
+            {
+                "index": index,
+                "bus_id": gpu.get("id", ""),
+                "name": _text(gpu, "product_name"),
+                "architecture": _text(gpu, "product_architecture"),
+                "persistence_mode": _text(gpu, "persistence_mode"),
+                "memory_used_mib": _mib(_text(gpu, "fb_memory_usage/used")),
+                "processes": processes,
+                "fabric_state": _text(gpu, "fabric/state"),
+                "fabric_status": _text(gpu, "fabric/status"),
+            }
+        )
+    return {
+        "driver_version": _text(root, "driver_version", ""),
+        "cuda_version": _text(root, "cuda_version", ""),
+        "gpus": gpus,
+    }
+
+
+def check_not_serving(summary: dict, max_memory_used_mib: int) -> None:
+    """Refuse to replace a driver under work that is running on the GPUs."""
+    busy = [
+        f"GPU {g['index']} ({g['name']}): {len(g['processes'])} process(es), {g['memory_used_mib']} MiB used"
+        for g in summary["gpus"]
+        if g["processes"] or g["memory_used_mib"] > max_memory_used_mib
+    ]
+    if busy:
+        raise ValueError(
+            "install mode would replace the NVIDIA driver under running work: " + "; ".join(busy) + ". "
+            "Drain the host first (stop the engines: systemctl stop the vLLM/SGLang units), "
+            "or keep the installed driver with nvidia_driver_mode: verify."
+        )
+
+
+def check_secure_boot(sb_state_output: str, modules_signed: bool) -> None:
+    """DKMS builds unsigned modules; with Secure Boot on the kernel refuses them and GPUs vanish after reboot."""
+    if "SecureBoot enabled" in sb_state_output and not modules_signed:
+        raise ValueError(
+            "Secure Boot is enabled and the NVIDIA kernel modules built by DKMS would be unsigned, so the kernel "
+            "would refuse to load them. Enroll a Machine Owner Key that DKMS signs with (mokutil --import) and set "
+            "nvidia_driver_secure_boot_signed: true, or disable Secure Boot in the firmware."
+        )
+
+
+def check_running_version(running: str, pinned: str) -> None:
+    if pinned and running != pinned:
+        raise ValueError(
+            f"driver {running} is running but nvidia_driver_version pins {pinned}. "
+            f"Set nvidia_driver_version: {running} to accept it, or set nvidia_driver_mode: install "
+            "(drain the host first) to move to the pin."
+        )
+
+
+def fabric_plan(nvswitch_devices: int, summary: dict | None) -> dict:
+    """Whether this host needs Fabric Manager, and whether it is an NVLink 5 fabric (NVLSM + ib_umad)."""
+    gpus = (summary or {}).get("gpus", [])
+    fabric_in_smi = any(g["fabric_state"] not in ("N/A", "") for g in gpus)
+    required = nvswitch_devices > 0 or fabric_in_smi
+    nvlink5 = required and any(g["architecture"] in NVLINK5_ARCHITECTURES for g in gpus)
+    if nvswitch_devices > 0:
+        reason = f"{nvswitch_devices} NVSwitch device(s) found"
+    elif fabric_in_smi:
+        reason = "nvidia-smi reports a GPU fabric state"
+    else:
+        reason = "no NVSwitch devices and no fabric state: a PCIe or NVLink-bridge host"
+    return {"required": required, "nvlink5": nvlink5, "reason": reason}
+
+
+def fabric_not_ready(summary: dict) -> list:
+    """GPUs whose fabric is not Completed/Success yet (an empty list means ready to serve)."""
+    return [
+        f"GPU {g['index']}: {g['fabric_state']}/{g['fabric_status']}"
+        for g in summary["gpus"]
+        if (g["fabric_state"], g["fabric_status"]) != FABRIC_READY
+    ]
