@@ -432,7 +432,7 @@ def fanout_rounds(holders, waiting, degree=1):
     while waiting:
         this_round = {}
         for source in list(holders):
-            for _ in range(degree):
+            for _slot in range(degree):
                 if waiting:
                     this_round[waiting.pop(0)] = source
         holders.extend(this_round)

@@ -200,10 +200,9 @@ class Git:
         return commit, entries
 
     def download(self, commit, staging, params):
-        manifest_paths = [
-            p
-            for p in w.select_files(list(self._all_paths(commit)), params["allow_patterns"], params["ignore_patterns"])
-        ]
+        manifest_paths = list(
+            w.select_files(list(self._all_paths(commit)), params["allow_patterns"], params["ignore_patterns"])
+        )
         self._run("checkout", "--quiet", "--detach", commit)
         wanted = [p for p in manifest_paths if p in self.lfs and not os.path.exists(os.path.join(staging, p))]
         if wanted:

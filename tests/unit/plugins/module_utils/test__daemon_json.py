@@ -39,11 +39,13 @@ def test_lists_and_scalars_replace():
     [
         (
             '{"live-restore": true,}',
-            f"{PATH} is not valid JSON (line 1, column 23: Expecting property name enclosed in double quotes); dockerd refuses to start with it. Fix the file by hand (or move it away) and rerun.",
+            f"{PATH} is not valid JSON (line 1, column 23: Expecting property name enclosed in double quotes); "
+            "dockerd refuses to start with it. Fix the file by hand (or move it away) and rerun.",
         ),
         (
             "{\n  'a': 1\n}",
-            f"{PATH} is not valid JSON (line 2, column 3: Expecting property name enclosed in double quotes); dockerd refuses to start with it. Fix the file by hand (or move it away) and rerun.",
+            f"{PATH} is not valid JSON (line 2, column 3: Expecting property name enclosed in double quotes); "
+            "dockerd refuses to start with it. Fix the file by hand (or move it away) and rerun.",
         ),
         (
             "[1, 2]",

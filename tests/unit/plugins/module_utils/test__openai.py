@@ -491,7 +491,7 @@ def test_sglang_warmup_then_ready_runs_every_stage_in_order():
 
 
 def test_warmup_past_the_deadline_reports_warming_up():
-    verifier, _, _ = make({("/health", False): [(503, {})]}, timeout=3.0)
+    verifier, _client, _clock = make({("/health", False): [(503, {})]}, timeout=3.0)
     with pytest.raises(o.VerifyError) as exc:
         verifier.run()
     assert (exc.value.reason, exc.value.stage, exc.value.status) == ("health_warming_up", "health", 503)
@@ -509,7 +509,7 @@ def test_tcp_never_opens():
 
 
 def test_vllm_dead_engine_is_not_warming():
-    verifier, _, _ = make({("/health", False): [(503, {})]}, engine="vllm", timeout=1.0)
+    verifier, _client, _clock = make({("/health", False): [(503, {})]}, engine="vllm", timeout=1.0)
     with pytest.raises(o.VerifyError) as exc:
         verifier.run()
     assert exc.value.reason == "health_failing"
@@ -517,7 +517,7 @@ def test_vllm_dead_engine_is_not_warming():
 
 def test_hung_health_reports_no_answer():
     timeout = o.VerifyError("request_timeout", "hung")
-    verifier, _, _ = make({("/health", False): [timeout]}, timeout=1.0)
+    verifier, _client, _clock = make({("/health", False): [timeout]}, timeout=1.0)
     with pytest.raises(o.VerifyError) as exc:
         verifier.run()
     assert exc.value.reason == "health_no_answer"
@@ -537,7 +537,7 @@ def test_models_and_auth_failures(script_models, script_noauth, api_key, reason,
     script = {("/health", False): [(200, {})], ("/v1/models", True): script_models}
     if script_noauth:
         script[("/v1/models", False)] = script_noauth
-    verifier, _, _ = make(script, api_key=api_key)
+    verifier, _client, _clock = make(script, api_key=api_key)
     with pytest.raises(o.VerifyError) as exc:
         verifier.run()
     assert (exc.value.reason, exc.value.stage, exc.value.status) == (reason, stage, status)
@@ -545,7 +545,7 @@ def test_models_and_auth_failures(script_models, script_noauth, api_key, reason,
 
 
 def test_shape_failure_is_reported_at_the_shape_stage_after_chat_passed():
-    verifier, _, _ = make(
+    verifier, _client, _clock = make(
         {("/health", False): [(200, {})], ("/v1/models", True): [MODELS], ("/v1/chat/completions", True): [chat_ok()]},
         expect_reasoning="separate",
     )
@@ -566,7 +566,7 @@ def test_deadline_spent_before_chat():
 
 def test_tool_call_round_trip_sends_the_tool_result():
     tool = (200, {"choices": [{"message": call(), "finish_reason": "tool_calls"}]})
-    verifier, client, _ = make(
+    verifier, client, _clock = make(
         {
             ("/health", False): [(200, {})],
             ("/v1/models", True): [MODELS],
