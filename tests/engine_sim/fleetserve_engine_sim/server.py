@@ -1,0 +1,248 @@
+"""The simulator's HTTP server (asyncio, stdlib only): readiness, auth and the OpenAI routes.
+
+Readiness mirrors the real engines:
+- vLLM binds no socket until the model is "loaded" (``startup_s``), then /health answers 200;
+- SGLang binds at once and answers /health 503 until warm-up ends; ranks >= 1 of a multi-node job run
+  only a dummy health server that always answers 200 (engine-facts 3.3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+
+from fleetserve_engine_sim import minimax
+from fleetserve_engine_sim.cli import SimConfig, parse
+
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 503: "Service Unavailable"}
+
+
+def log(msg):
+    print(f"engine-sim: {msg}", file=sys.stderr, flush=True)
+
+
+class Sim:
+    def __init__(self, cfg: SimConfig):
+        self.cfg = cfg
+        self.started = time.monotonic()
+        self.requests = 0
+
+    # --- readiness and auth -------------------------------------------------------------------
+    def warm(self):
+        if self.cfg.failure == "hang":
+            return False
+        return time.monotonic() - self.started >= self.cfg.startup_s
+
+    def authorised(self, path, headers):
+        if not self.cfg.api_keys:
+            return True
+        if self.cfg.engine == "vllm":
+            protected = path.startswith("/v1")
+        else:  # SGLang guards every route except health, readiness and metrics
+            protected = not path.startswith(("/health", "/metrics", "/ready"))
+        if not protected:
+            return True
+        auth = headers.get("authorization", "")
+        return auth.startswith("Bearer ") and auth[len("Bearer ") :] in self.cfg.api_keys
+
+    # --- routes -------------------------------------------------------------------------------
+    def route(self, method, path, headers, body):
+        cfg = self.cfg
+        if cfg.engine == "sglang" and cfg.node_rank > 0:
+            if path in ("/health", "/health_generate"):
+                return 200, {}
+            return 404, {"detail": "Not Found"}
+        if not self.authorised(path, headers):
+            return 401, {"error": "Unauthorized"}
+        if path in ("/health", "/health_generate"):
+            return (200, {}) if self.warm() else (503, {})
+        if path == "/ready" and cfg.engine == "sglang":
+            return (200, {"status": "ready"}) if self.warm() else (503, {"status": "starting"})
+        if path == "/version" and cfg.engine == "vllm":
+            return 200, {"version": cfg.version}
+        if path == "/metrics" and cfg.enable_metrics:
+            return 200, self.metrics()
+        if cfg.engine == "sglang" and not self.warm():
+            return 503, {"error": "server is warming up"}
+        if path == "/v1/models" and method == "GET":
+            return 200, self.models()
+        if path in ("/get_model_info", "/model_info") and cfg.engine == "sglang":
+            return 200, {"model_path": cfg.model, "served_model_name": cfg.served_model_name, "is_generation": True}
+        if path == "/v1/chat/completions" and method == "POST":
+            try:
+                request = json.loads(body or b"{}")
+            except ValueError as exc:
+                return 400, self.error(f"invalid JSON body: {exc}", 400)
+            self.requests += 1
+            return self.chat(request)
+        return 404, {"detail": "Not Found"}
+
+    def error(self, message, code):
+        kind = {400: "BadRequestError", 404: "NotFoundError"}.get(code, "Error")
+        return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+    def models(self):
+        cfg = self.cfg
+        owner = "vllm" if cfg.engine == "vllm" else "sglang"
+        card = {"id": cfg.served_model_name, "object": "model", "created": int(time.time()), "owned_by": owner}
+        card["root"] = cfg.model
+        card["max_model_len"] = cfg.max_model_len
+        return {"object": "list", "data": [card]}
+
+    def metrics(self):
+        if self.cfg.engine == "vllm":
+            name = self.cfg.served_model_name
+            return (
+                "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
+                "# TYPE vllm:num_requests_running gauge\n"
+                f'vllm:num_requests_running{{model_name="{name}"}} 0.0\n'
+                "# TYPE vllm:request_success_total counter\n"
+                f'vllm:request_success_total{{model_name="{name}"}} {float(self.requests)}\n'
+            )
+        return (
+            "# HELP sglang:num_running_reqs The number of running requests.\n"
+            "# TYPE sglang:num_running_reqs gauge\n"
+            f'sglang:num_running_reqs{{model_name="{self.cfg.served_model_name}"}} 0.0\n'
+        )
+
+    def chat(self, request):
+        cfg = self.cfg
+        if cfg.engine == "vllm" and request.get("model") not in (None, cfg.served_model_name):
+            return 404, self.error(f"The model `{request.get('model')}` does not exist.", 404)
+        tools = request.get("tools") or []
+        if (
+            tools
+            and request.get("tool_choice", "auto") == "auto"
+            and not (cfg.auto_tool_choice and cfg.tool_call_parser)
+        ):
+            return 400, self.error(
+                '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set', 400
+            )
+        raw = minimax.raw_output(request, cfg.tool_call_parser, cfg.served_model_name)
+        content, reasoning, calls, finish = minimax.parse_output(
+            raw, request, cfg.tool_call_parser, cfg.reasoning_parser
+        )
+        usage = {"prompt_tokens": 12, "completion_tokens": len(raw.split()), "total_tokens": 12 + len(raw.split())}
+        base = {"id": "chatcmpl-" + uuid.uuid4().hex, "created": int(time.time()), "model": cfg.served_model_name}
+        if request.get("stream"):
+            include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+            return 200, list(self.stream(base, content, reasoning, calls, finish, usage if include_usage else None))
+        message = {"role": "assistant", "content": content, "reasoning_content": reasoning, "tool_calls": calls}
+        choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+        return 200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+
+    @staticmethod
+    def stream(base, content, reasoning, calls, finish, usage):
+        def chunk(delta, finish_reason=None, **extra):
+            choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+            return {**base, "object": "chat.completion.chunk", "choices": [choice], **extra}
+
+        yield chunk({"role": "assistant", "content": ""})
+        for piece in _pieces(reasoning):
+            yield chunk({"reasoning_content": piece})
+        for piece in _pieces(content):
+            yield chunk({"content": piece})
+        for i, call in enumerate(calls):
+            yield chunk({"tool_calls": [{"index": i, **call}]})
+        yield chunk({}, finish)
+        if usage:
+            yield {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+
+
+def _pieces(text, size=16):
+    return [text[i : i + size] for i in range(0, len(text or ""), size)]
+
+
+async def _read_request(reader):
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = lines[0].split(" ", 2)
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length", "0") or 0)
+    body = await reader.readexactly(length) if length else b""
+    return method, target.split("?", 1)[0], headers, body
+
+
+async def _handle(sim, reader, writer):
+    try:
+        method, path, headers, body = await _read_request(reader)
+        status, payload = sim.route(method, path, headers, body)
+        if isinstance(payload, list):  # an SSE stream
+            writer.write(
+                f"HTTP/1.1 {status} OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n".encode()
+            )
+            for event in payload:
+                writer.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+                await writer.drain()
+            writer.write(b"data: [DONE]\n\n")
+        else:
+            is_text = isinstance(payload, str)
+            data = payload.encode() if is_text else json.dumps(payload).encode()
+            ctype = "text/plain; version=0.0.4" if is_text else "application/json"
+            writer.write(
+                f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data
+            )
+        await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _serve(cfg):
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # PID 1 in a container ignores SIGTERM without a handler
+        loop.add_signal_handler(sig, stop.set)
+    sim = Sim(cfg)
+    if cfg.engine == "vllm":
+        log(f"loading model {cfg.model} (simulated {cfg.startup_s}s)")
+        if cfg.failure == "hang":
+            await stop.wait()
+            return 0
+        try:
+            await asyncio.wait_for(stop.wait(), cfg.startup_s)
+            return 0
+        except asyncio.TimeoutError:
+            pass
+    if cfg.failure == "crash":
+        if cfg.engine == "sglang":
+            await asyncio.sleep(cfg.startup_s)
+        log("RuntimeError: simulated crash during start-up (FLEETSERVE_SIM_FAILURE=crash)")
+        return 1
+    server = await asyncio.start_server(lambda r, w: _handle(sim, r, w), cfg.host, cfg.port)
+    sim.started = time.monotonic() if cfg.engine == "sglang" else sim.started - cfg.startup_s
+    log(f"{cfg.engine} {cfg.version} serving {cfg.served_model_name!r} on {cfg.host}:{cfg.port}")
+    async with server:
+        if cfg.failure == "crash-after-ready":
+            try:
+                await asyncio.wait_for(stop.wait(), cfg.startup_s + cfg.crash_after_s)
+                return 0
+            except asyncio.TimeoutError:
+                log("RuntimeError: simulated crash after start-up (FLEETSERVE_SIM_FAILURE=crash-after-ready)")
+                return 1
+        await stop.wait()
+    log("shutting down")
+    return 0
+
+
+def main(engine, argv):
+    try:
+        cfg = parse(engine, argv)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if cfg.model.startswith("/") and not os.path.isdir(cfg.model):
+        log(f"ValueError: model path {cfg.model} does not exist (is the weights directory mounted?)")
+        return 1
+    return asyncio.run(_serve(cfg))

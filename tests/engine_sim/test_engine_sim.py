@@ -1,0 +1,187 @@
+"""engine-sim behaves like the engines where the roles and the verifier depend on it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from build_wheel import build  # noqa: E402
+
+KEY = "sim-test-key"
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"location": {"type": "string"}, "days": {"type": "integer"}},
+            "required": ["location", "days"],
+        },
+    },
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def sim(tmp_path):
+    procs = []
+
+    def start(engine, *argv, **env):
+        port = free_port()
+        flag = ["--host", "127.0.0.1", "--port", str(port)]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fleetserve_engine_sim", engine, *argv, *flag],
+            env={**os.environ, "PYTHONPATH": str(HERE), **env},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        return proc, f"http://127.0.0.1:{port}"
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(10)
+
+
+def get(url, key=None, data=None):
+    req = urllib.request.Request(url, data=json.dumps(data).encode() if data else None)
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def wait_status(url, want, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if get(url)[0] == want:
+                return time.monotonic()
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} never answered {want}")
+
+
+def test_vllm_binds_only_when_ready_and_guards_v1(sim, tmp_path):
+    _, base = sim(
+        "vllm", "--model", str(tmp_path), "--served-model-name", "M1", "--api-key", KEY, FLEETSERVE_SIM_STARTUP_S="1"
+    )
+    with pytest.raises(urllib.error.URLError):  # no TCP while "loading", like vLLM
+        get(base + "/health")
+    wait_status(base + "/health", 200)
+    assert get(base + "/metrics")[0] == 200  # unauthenticated, like vLLM
+    assert get(base + "/v1/models") == (401, '{"error": "Unauthorized"}')
+    status, body = get(base + "/v1/models", key=KEY)
+    assert status == 200 and json.loads(body)["data"][0]["id"] == "M1"
+
+
+def test_vllm_api_key_from_environment(sim, tmp_path):
+    _, base = sim("vllm", "--model", str(tmp_path), VLLM_API_KEY=KEY, FLEETSERVE_SIM_STARTUP_S="0")
+    wait_status(base + "/health", 200)
+    assert get(base + "/v1/models")[0] == 401
+    assert get(base + "/v1/models", key=KEY)[0] == 200
+
+
+def test_vllm_ignores_positional_model_with_api_server(sim, tmp_path):
+    _, base = sim("vllm", str(tmp_path), FLEETSERVE_SIM_STARTUP_S="0")
+    wait_status(base + "/health", 200)
+    assert json.loads(get(base + "/v1/models")[1])["data"][0]["id"] == "Qwen/Qwen3-0.6B"
+
+
+def test_sglang_health_503_until_warm_and_config_key(sim, tmp_path):
+    secret = tmp_path / "s.yaml"
+    secret.write_text(f"api-key: {KEY}\n")
+    _, base = sim(
+        "sglang",
+        "--model-path",
+        str(tmp_path),
+        "--config",
+        str(secret),
+        "--tool-call-parser",
+        "minimax-m2",
+        "--reasoning-parser",
+        "minimax-append-think",
+        FLEETSERVE_SIM_STARTUP_S="1",
+    )
+    wait_status(base + "/health", 503)
+    wait_status(base + "/health", 200)
+    assert get(base + "/v1/models")[0] == 401
+    status, body = get(
+        base + "/v1/chat/completions",
+        key=KEY,
+        data={"messages": [{"role": "user", "content": "weather?"}], "tools": [TOOL]},
+    )
+    message = json.loads(body)["choices"][0]["message"]
+    assert json.loads(message["tool_calls"][0]["function"]["arguments"]) == {"location": "San Francisco", "days": 1}
+    assert message["content"].startswith("<think>") and "</think>" in message["content"]
+
+
+def test_separate_reasoning_and_stream_done(sim, tmp_path):
+    _, base = sim("vllm", "--model", str(tmp_path), "--reasoning-parser", "minimax_m2", FLEETSERVE_SIM_STARTUP_S="0")
+    wait_status(base + "/health", 200)
+    msg = json.loads(get(base + "/v1/chat/completions", data={"messages": [{"role": "user", "content": "hi"}]})[1])
+    message = msg["choices"][0]["message"]
+    assert message["reasoning_content"] and "<think>" not in message["content"]
+    body = get(base + "/v1/chat/completions", data={"stream": True, "messages": [{"role": "user", "content": "hi"}]})[1]
+    assert body.rstrip().endswith("data: [DONE]")
+
+
+def test_auto_tool_choice_needs_the_flag(sim, tmp_path):
+    _, base = sim("vllm", "--model", str(tmp_path), "--tool-call-parser", "minimax_m2", FLEETSERVE_SIM_STARTUP_S="0")
+    wait_status(base + "/health", 200)
+    status, body = get(
+        base + "/v1/chat/completions", data={"messages": [{"role": "user", "content": "x"}], "tools": [TOOL]}
+    )
+    assert status == 400 and "--enable-auto-tool-choice" in body
+
+
+@pytest.mark.parametrize("engine,model_flag", [("vllm", "--model"), ("sglang", "--model-path")])
+def test_crash(sim, tmp_path, engine, model_flag):
+    proc, _ = sim(engine, model_flag, str(tmp_path), FLEETSERVE_SIM_STARTUP_S="0.2", FLEETSERVE_SIM_FAILURE="crash")
+    assert proc.wait(10) == 1
+    assert "simulated crash during start-up" in proc.stderr.read()
+
+
+def test_hang_never_ready(sim, tmp_path):
+    proc, base = sim("sglang", "--model-path", str(tmp_path), "--sim-failure", "hang", FLEETSERVE_SIM_STARTUP_S="0")
+    wait_status(base + "/health", 503)
+    time.sleep(0.5)
+    assert get(base + "/health")[0] == 503 and proc.poll() is None
+
+
+def test_missing_model_dir_fails(sim, tmp_path):
+    proc, _ = sim("vllm", "--model", str(tmp_path / "absent"))
+    assert proc.wait(10) == 1
+    assert "does not exist (is the weights directory mounted?)" in proc.stderr.read()
+
+
+def test_wheel_carries_the_pinned_version(tmp_path):
+    wheel = build("sglang", "0.5.23", tmp_path)
+    assert wheel.name == "sglang-0.5.23-py3-none-any.whl"
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "sglang/launch_server.py" in names and "fleetserve_engine_sim/server.py" in names
+    assert "Version: 0.5.23" in zipfile.ZipFile(wheel).read("sglang-0.5.23.dist-info/METADATA").decode()
+    assert build("sglang", "0.5.23", tmp_path / "again").read_bytes() == wheel.read_bytes()  # reproducible
