@@ -27,6 +27,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from fleetserve.lab import SYSTEMD_RUN_ARGS  # noqa: E402  (the same test-host flags as the lab)
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = os.environ.get("FLEETSERVE_LAB_IMAGE", "fleetserve/lab-systemd:bookworm")
 NET = "fs-weights-net"
@@ -132,21 +135,7 @@ def start_hosts(n):
             name,
             "--network",
             NET,
-            "--cap-add",
-            "SYS_ADMIN",
-            "--cap-add",
-            "NET_ADMIN",
-            "--security-opt",
-            "apparmor=unconfined",
-            "--security-opt",
-            "seccomp=unconfined",
-            "--cgroupns=host",
-            "-v",
-            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-            "--tmpfs",
-            "/run",
-            "--tmpfs",
-            "/run/lock",
+            *SYSTEMD_RUN_ARGS,
             "-v",
             "%s:/srv/wheels:ro" % wheelhouse(),
             IMAGE,

@@ -26,7 +26,9 @@ def lab_name() -> str:
 
 def prefix() -> str:
     return f"{lab_name()}-lab-"
-_SYSTEMD_RUN_ARGS = [
+# How every systemd test host is started (lab, weights fan-out test and bench): what systemd needs
+# without --privileged.
+SYSTEMD_RUN_ARGS = [
     "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
     "--security-opt", "apparmor=unconfined", "--security-opt", "seccomp=unconfined",
     "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
@@ -106,7 +108,7 @@ def up(count: int, image: str = IMAGE, build: bool = True, gpus: str = DEFAULT_G
         if state.returncode == 0:
             _docker("rm", "-f", "-v", name)
         _docker("run", "-d", "--name", name, "--hostname", name, "--label", f"{LABEL}={lab_name()}",
-                *_SYSTEMD_RUN_ARGS, image)
+                *SYSTEMD_RUN_ARGS, image)
     for name in wanted:
         _wait_for_systemd(name)
         _install_replayed_gpus(name, gpus)

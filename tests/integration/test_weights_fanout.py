@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from fleetserve.lab import SYSTEMD_RUN_ARGS
+
 from test_weights_olah import ROOT, digests, olah_server
 
 IMAGE = os.environ.get("FLEETSERVE_LAB_IMAGE", "fleetserve/lab-systemd:bookworm")
@@ -76,21 +78,7 @@ def lab():
             h,
             "--network",
             NET,
-            "--cap-add",
-            "SYS_ADMIN",
-            "--cap-add",
-            "NET_ADMIN",
-            "--security-opt",
-            "apparmor=unconfined",
-            "--security-opt",
-            "seccomp=unconfined",
-            "--cgroupns=host",
-            "-v",
-            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-            "--tmpfs",
-            "/run",
-            "--tmpfs",
-            "/run/lock",
+            *SYSTEMD_RUN_ARGS,
             "-v",
             "%s:/srv/wheels:ro" % wheelhouse(),
             IMAGE,
