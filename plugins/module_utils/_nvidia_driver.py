@@ -190,18 +190,26 @@ def check_running_version(running: str, pinned: str) -> None:
 
 
 def fabric_plan(nvswitch_devices: int, summary: dict | None) -> dict:
-    """Whether this host needs Fabric Manager, and whether it is an NVLink 5 fabric (NVLSM + ib_umad)."""
+    """Whether this host needs Fabric Manager, and whether it is an NVLink 5 fabric (NVLSM + ib_umad).
+
+    Fabric Manager drives the NVSwitches this OS can see. A GPU fabric state without visible switches means
+    the switches are driven from outside: the recorded 2x and 4x H200 VMs (tests/fixtures/nvidia-smi/h200-x2-b,
+    h200-x4) report fabric Completed with an empty /proc/driver/nvidia-nvswitch/devices, their hypervisor
+    running Fabric Manager. Installing it there would only fail to start; `external` marks that case so the
+    role can still refuse a fabric that is not ready.
+    """
     gpus = (summary or {}).get("gpus", [])
     fabric_in_smi = any(g["fabric_state"] not in ("N/A", "") for g in gpus)
-    required = nvswitch_devices > 0 or fabric_in_smi
+    required = nvswitch_devices > 0
     nvlink5 = required and any(g["architecture"] in NVLINK5_ARCHITECTURES for g in gpus)
-    if nvswitch_devices > 0:
+    external = not required and fabric_in_smi
+    if required:
         reason = f"{nvswitch_devices} NVSwitch device(s) found"
-    elif fabric_in_smi:
-        reason = "nvidia-smi reports a GPU fabric state"
+    elif external:
+        reason = "nvidia-smi reports a GPU fabric but this OS sees no NVSwitch: the fabric is managed outside it"
     else:
         reason = "no NVSwitch devices and no fabric state: a PCIe or NVLink-bridge host"
-    return {"required": required, "nvlink5": nvlink5, "reason": reason}
+    return {"required": required, "nvlink5": nvlink5, "external": external, "reason": reason}
 
 
 def fabric_not_ready(summary: dict) -> list:

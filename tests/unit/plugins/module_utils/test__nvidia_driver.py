@@ -16,7 +16,7 @@ nvidia-driver-580 | 580.126.09-0ubuntu1 | file:/srv/fake-apt ./ Packages
 def smi(fixtures_dir):
     return {
         name: nv.parse_smi_xml((fixtures_dir / "nvidia-smi" / name / "nvidia-smi-q.xml").read_text())
-        for name in ("h200-x1", "h200-x2")
+        for name in ("h200-x1", "h200-x2", "h200-x2-b", "h200-x4")
     }
 
 
@@ -230,17 +230,31 @@ def test_fabric_plan(smi):
     assert nv.fabric_plan(0, smi["h200-x1"]) == {
         "required": False,
         "nvlink5": False,
+        "external": False,
         "reason": "no NVSwitch devices and no fabric state: a PCIe or NVLink-bridge host",
     }
-    assert nv.fabric_plan(0, smi["h200-x2"]) == {
+    assert nv.fabric_plan(4, None) == {
         "required": True,
         "nvlink5": False,
-        "reason": "nvidia-smi reports a GPU fabric state",
+        "external": False,
+        "reason": "4 NVSwitch device(s) found",
     }
-    assert nv.fabric_plan(4, None) == {"required": True, "nvlink5": False, "reason": "4 NVSwitch device(s) found"}
+    assert nv.fabric_plan(4, smi["h200-x2"])["required"] is True
     blackwell = {"gpus": [dict(g, architecture="Blackwell", name="NVIDIA B200") for g in smi["h200-x2"]["gpus"]]}
     assert nv.fabric_plan(2, blackwell)["nvlink5"] is True
     assert nv.fabric_plan(0, {"gpus": [dict(smi["h200-x1"]["gpus"][0], architecture="Blackwell")]})["nvlink5"] is False
+
+
+@pytest.mark.parametrize("host", ["h200-x2-b", "h200-x4"])
+def test_fabric_managed_by_the_hypervisor_needs_no_fabric_manager(smi, host):
+    """The real 2x/4x H200 VMs: fabric Completed, no NVSwitch visible. Fabric Manager there would fail to start."""
+    assert nv.fabric_plan(0, smi[host]) == {
+        "required": False,
+        "nvlink5": False,
+        "external": True,
+        "reason": "nvidia-smi reports a GPU fabric but this OS sees no NVSwitch: the fabric is managed outside it",
+    }
+    assert nv.fabric_not_ready(smi[host]) == []
 
 
 def test_fabric_not_ready(smi):

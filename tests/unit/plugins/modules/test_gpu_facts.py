@@ -33,7 +33,7 @@ def fake_binary(tmp_path, text, rc):
     return str(path)
 
 
-@pytest.mark.parametrize("host,count", [("h200-x1", 1), ("h200-x2", 2), ("h100-x1", 1), ("h200-x2-b", 2)])
+@pytest.mark.parametrize("host,count", [("h200-x1", 1), ("h200-x2", 2), ("h100-x1", 1), ("h200-x2-b", 2), ("h200-x4", 4)])
 def test_recorded_hosts(capsys, monkeypatch, fixtures_dir, proc_dir, host, count):
     monkeypatch.setenv("FLEETSERVE_FAKE_GPU_DIR", str(fixtures_dir / "nvidia-smi" / host))
     out = run_module(
@@ -45,7 +45,7 @@ def test_recorded_hosts(capsys, monkeypatch, fixtures_dir, proc_dir, host, count
     assert (out["rc"], out["changed"], out["gpu_count"], out["nvswitch_present"]) == (0, False, count, False)
 
 
-@pytest.mark.parametrize("host", ["h100-x1", "h200-x2-b"])
+@pytest.mark.parametrize("host", ["h100-x1", "h200-x2-b", "h200-x4"])
 def test_replay_matches_what_the_real_host_printed(capsys, monkeypatch, fixtures_dir, proc_dir, host):
     """The replayed recording gives the facts the module printed on the real host (gpu_facts-output.txt)."""
     recorded = (fixtures_dir / "nvidia-smi" / host / "gpu_facts-output.txt").read_text()
