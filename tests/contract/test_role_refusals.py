@@ -16,6 +16,24 @@ from ansible_collections.fleetserve.minimax.plugins.module_utils import _catalog
 from contract_render import run_roles
 
 
+LAB_IMAGE = "fleetserve/lab-systemd:bookworm"
+# Source-checkout refs for the 0.9.2 image: release tags (also on a patched commit) pass; the rest is refused.
+SOURCE_REFS = {
+    "v0.9.2": None,
+    "0.9.2": None,
+    "v0.9.2-fleet.1": None,
+    "v0.9.2+patched": None,
+    "releases/v0.9.2": "not a release tag",
+    "a3f1c0de9b8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c": "not a release tag",
+    "v0.9.2rc1": "is vLLM 0.9.2rc1, but the image runs vLLM 0.9.2",
+    "v0.10.1.1": "is vLLM 0.10.1.1, but the image runs vLLM 0.9.2",
+}
+
+
+def _source_case(ref):
+    return "vllm-source-ref-" + ref.replace("/", "_")
+
+
 def _swap(argv, old, new):
     return [new if a == old else a for a in argv]
 
@@ -72,6 +90,33 @@ def refusals(collection_root, tmp_path_factory):
                 "vllm_docker_pull": "never",
             },
         },
+        "vllm-source-branch": {
+            "engine": "vllm",
+            "vars": {"preflight_plan": m1, "vllm_docker_source_checkout": True, "vllm_docker_source_ref": "main"},
+        },
+        "vllm-source-other-release": {
+            "engine": "vllm",
+            "vars": {"preflight_plan": m1, "vllm_docker_source_checkout": True, "vllm_docker_source_ref": "v0.9.3"},
+        },
+        "vllm-source-image-without-parts": {
+            "engine": "vllm",
+            "tasks_from": "preflight",
+            "vars": {
+                "preflight_plan": with_plan(m1, model_dir=str(tmp / "weights")),
+                "vllm_docker_docker_bin": docker,
+                "vllm_docker_image_repository": LAB_IMAGE.split(":")[0],
+                "vllm_docker_image_tag": LAB_IMAGE.split(":")[1],
+                "vllm_docker_pull": "never",
+                "vllm_docker_source_checkout": True,
+            },
+        },
+        **{
+            _source_case(ref): {
+                "engine": "vllm",
+                "vars": {"preflight_plan": m1, "vllm_docker_source_checkout": True, "vllm_docker_source_ref": ref},
+            }
+            for ref in SOURCE_REFS
+        },
         "sglang-below-floor": {"engine": "sglang", "vars": {"preflight_plan": with_plan(m2s, engine_version="0.5.4")}},
         "sglang-vllm-parser": {
             "engine": "sglang",
@@ -103,6 +148,10 @@ def refusals(collection_root, tmp_path_factory):
     assert subprocess.run(
         [docker, "image", "inspect", "fleetserve/fs-engine-absent:test"], capture_output=True
     ).returncode
+    # A real image with python3 but no vllm package: the lab's systemd host image (scripts/test builds it).
+    assert not subprocess.run([docker, "image", "inspect", LAB_IMAGE], capture_output=True).returncode, (
+        f"{LAB_IMAGE} is needed for the image-without-parts case: scripts/lab/build-image.sh builds it"
+    )
     return run_roles(tmp, cases)
 
 
@@ -122,6 +171,16 @@ EXPECTED = {
     "file on the host.",
     "vllm-image-missing-pull-never": "Image fleetserve/fs-engine-absent:test is not on localhost and vllm_docker_pull "
     "is 'never': load it first (docker save | docker load) or set vllm_docker_pull to 'missing'.",
+    "vllm-source-branch": "vllm_docker_source_ref 'main' is not a release tag (or vllm_docker_source_dir "
+    "'/opt/fleetserve/vllm-src/main' is not absolute): pin a tag such as v0.9.2, or tag your patched commit (e.g. "
+    "v0.9.2-patched.1), so the checkout's version is known before anything is cloned; branches move and bare commits "
+    "carry no version.",
+    "vllm-source-other-release": "The source checkout v0.9.3 is vLLM 0.9.3, but the image runs vLLM 0.9.2: its "
+    "compiled parts only fit the Python code of their own release. Pin vllm_docker_source_ref to a tag of 0.9.2, or "
+    "change vllm_docker_version.",
+    "vllm-source-image-without-parts": "Image fleetserve/lab-systemd:bookworm has no compiled vLLM parts to copy "
+    "(its python3 has no vllm package): source-checkout mode needs the vllm/vllm-openai image of the checkout's "
+    "release, or set vllm_docker_source_checkout to false.",
     "sglang-below-floor": "MiniMax-M2.1 needs SGLang >= 0.5.4.post1, but sglang_venv_version is 0.5.4. "
     "Raise the engine version (preflight wishes or sglang_venv_version).",
     "sglang-vllm-parser": "minimax_m2_append_think is a vLLM parser name; SGLang spells minimax-append-think. "
@@ -141,3 +200,13 @@ EXPECTED = {
 @pytest.mark.parametrize("case", sorted(EXPECTED))
 def test_role_refuses_with_the_fix(refusals, case):
     assert refusals[case] == {"error": EXPECTED[case]}
+
+
+@pytest.mark.parametrize("ref", sorted(SOURCE_REFS))
+def test_source_checkout_ref(refusals, ref):
+    """The checkout's version comes from the tag name alone, so a wrong ref stops the play before the clone."""
+    result = refusals[_source_case(ref)]
+    if SOURCE_REFS[ref] is None:
+        assert result["argv"][:2] == ["-m", "vllm.entrypoints.openai.api_server"], result
+    else:
+        assert SOURCE_REFS[ref] in result["error"]
