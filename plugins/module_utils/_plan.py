@@ -25,7 +25,7 @@ Memory model, per GPU (bytes). Both engines size the KV pool as "budget minus wh
 
 from __future__ import annotations
 
-from ansible_collections.fleetserve.minimax.plugins.module_utils import _catalog
+from ansible_collections.fleetserve.minimax.plugins.module_utils import _catalog, _plan_nodes
 
 MIB = 2**20
 CUDA_CONTEXT_BYTES = 512 * MIB  # CUDA 12/13 context with lazy module loading on Hopper: 0.4-0.6 GiB
@@ -241,6 +241,10 @@ def engine_args(model: str, entry: dict, engine: str, spec: dict, plan: dict) ->
         args += ["--ep-size", str(plan["expert_parallel_size"])]
     if plan["data_parallel_size"] > 1:
         args += ["--dp-size", str(plan["data_parallel_size"])]
+    if plan["nnodes"] > 1:
+        # The same argv on every node; only the rank differs (engine-facts 3.3).
+        args += ["--nnodes", str(plan["nnodes"]), "--node-rank", str(plan["node_rank"])]
+        args += ["--dist-init-addr", plan["dist_init_addr"]]
     args += ["--context-length", str(plan["max_context"]), "--mem-fraction-static", str(plan["mem_fraction"])]
     args += list(spec["flags"]) + ["--tool-call-parser", spec["tool_call_parser"]]
     if parser:
@@ -294,8 +298,12 @@ def choose_context(model: str, entry: dict, wished, capacity: int, mem: dict, tp
     return min(entry["default_context"], capacity)
 
 
-def build_plan(catalog: dict, model: str, gpu_facts: dict, host: dict, wishes: dict) -> dict:
-    """The preflight_plan fact (schema: docs/preflight.md), or PlanError naming the fix."""
+def build_plan(catalog: dict, model: str, gpu_facts: dict, host: dict, wishes: dict, nodes: dict | None = None) -> dict:
+    """The preflight_plan fact (schema: docs/preflight.md), or PlanError naming the fix.
+
+    nodes: the multi-node group as _plan_nodes.node_layout reads it (its refusals are NodeLayoutError,
+    also a ValueError); None for a single-node engine.
+    """
     entry = _catalog.model_entry(catalog, model)
     engine = wishes.get("engine") or entry["default_engine"]
     spec = _catalog.engine_spec(model, entry, engine)
@@ -315,7 +323,14 @@ def build_plan(catalog: dict, model: str, gpu_facts: dict, host: dict, wishes: d
             f"preflight_mem_fraction {fraction} must be between 0 and 1 (exclusive); "
             f"the {engine} default is {DEFAULT_FRACTION[engine]}"
         )
-    tp, ep, dp = parallel_sizes(model, entry, engine, len(gpu_facts["gpus"]), wishes)
+    port = int(wishes.get("port") or DEFAULT_PORT)
+    layout = _plan_nodes.node_layout(nodes, engine, port)
+    per_node = len(gpu_facts["gpus"])
+    if layout["nnodes"] > 1:
+        dp_wish = int(wishes.get("data_parallel_size") or 1)
+        tp_wish = int(wishes.get("tensor_parallel_size") or per_node * layout["nnodes"] // dp_wish)
+        _plan_nodes.parallel_check(layout["nnodes"], per_node, tp_wish, dp_wish)
+    tp, ep, dp = parallel_sizes(model, entry, engine, per_node * layout["nnodes"], wishes)
     mem = memory(
         entry, engine, version, spec, gpu["memory_total_mib"] * MIB, fraction, tp, ep, entry.get("max_num_seqs")
     )
@@ -348,16 +363,17 @@ def build_plan(catalog: dict, model: str, gpu_facts: dict, host: dict, wishes: d
         "expert_parallel_size": ep,
         "data_parallel_size": dp,
         "pipeline_parallel_size": 1,
-        "nnodes": 1,
-        "node_rank": 0,
-        "dist_init_addr": None,
+        "nnodes": layout["nnodes"],
+        "node_rank": layout["node_rank"],
+        "dist_init_addr": layout["dist_init_addr"],
+        "node_group": layout["node_group"],
         "mem_fraction": fraction,
         "max_context": context,
         "kv_capacity_tokens": mem["kv_capacity_tokens"] * dp,
         "reasoning_parser": spec["reasoning_parsers"].get(style) if style else None,
         "tool_call_parser": spec["tool_call_parser"],
         "reasoning_style": style,
-        "port": int(wishes.get("port") or DEFAULT_PORT),
+        "port": port,  # node 0 serves the API here; nodes >= 1 answer /health from a dummy server on it
         "host": wishes.get("bind_address") or "0.0.0.0",
         "start_timeout_s": START_BASE_S + entry["weights_bytes"] // LOAD_BYTES_PER_S,
         "memory": mem,

@@ -17,6 +17,9 @@ description:
     do not divide the GPUs or the heads, the FP8 M2.x checkpoint is asked for pure TP8, the context exceeds the model
     or the KV cache, the engine release is below the model's floor, or the host's Python, glibc or driver is too old
     for the SGLang release.
+  - With O(nodes), plans one SGLang engine over several hosts (tensor parallel over every GPU of every node) and
+    refuses a group whose size differs from C(nnodes), nodes with different GPUs, a node without GPU facts in this
+    run, vLLM, an unusable node-0 address or a distributed-init port equal to the engine port.
   - The arithmetic and its margins are described in C(docs/preflight.md).
 version_added: 0.1.0
 author: fleetserve maintainers (@fleetserve)
@@ -58,6 +61,42 @@ options:
         description: Extra fraction of the weights to keep free.
         type: float
         default: 0.1
+  nodes:
+    description:
+      - The multi-node group this host belongs to; omit (or C(nnodes=1) without a group) for a single-node engine.
+      - The role builds it from the inventory and every member's GPU facts of this run (C(preflight_nnodes),
+        C(preflight_node_group), C(preflight_node_address), C(preflight_dist_init_port)).
+      - This host's C(node_rank) is its position in O(nodes.hosts); C(dist_init_addr) is the first host's address and
+        C(dist_init_port). On a multi-node plan the module also checks that the first host's address resolves on
+        this host.
+    type: dict
+    suboptions:
+      nnodes:
+        description: How many hosts the engine spans.
+        type: int
+        default: 1
+      group:
+        description: Name of the inventory group whose hosts form the engine (for the messages).
+        type: str
+      me:
+        description: This host's inventory name.
+        type: str
+      dist_init_port:
+        description: TCP port on node 0 where SGLang's distributed initialisation meets.
+        type: int
+        default: 20000
+      hosts:
+        description:
+          - Inventory names of the group's hosts in inventory order (node 0 first); null when the group does not exist.
+        type: list
+        elements: str
+      members:
+        description:
+          - In the order of O(nodes.hosts), what each host recorded in this run, C({address, gpus}), or null for a host
+            that recorded nothing (not in the play, or failed before).
+          - C(gpus) is C({count, name, memory_total_mib}) from that host's GPU facts.
+        type: list
+        elements: raw
   wishes:
     description:
       - What the user asked for; each key may be null for "choose for me".
@@ -90,6 +129,25 @@ EXAMPLES = r"""
       engine: sglang
       max_context: 131072
   register: __preflight_planned
+
+- name: Preflight | Plan node 1 of a two-node SGLang engine
+  fleetserve.minimax.serving_plan:
+    catalog:
+      models: "{{ __preflight_catalog }}"
+      engine_hosts: "{{ __preflight_engine_hosts }}"
+    model: MiniMax-M2.5
+    gpu_facts: "{{ __preflight_gpu }}"
+    python_version: "{{ ansible_facts['python_version'] }}"
+    nodes:
+      nnodes: 2
+      group: m25_2x8xh100
+      me: h100-02
+      dist_init_port: 20000
+      hosts: [h100-01, h100-02]
+      members:
+        - {address: 10.0.0.1, gpus: {count: 8, name: NVIDIA H100 80GB HBM3, memory_total_mib: 81559}}
+        - {address: 10.0.0.2, gpus: {count: 8, name: NVIDIA H100 80GB HBM3, memory_total_mib: 81559}}
+  register: __preflight_planned
 """
 
 RETURN = r"""
@@ -105,14 +163,19 @@ plan:
     expert_parallel_size: 1
     max_context: 196608
     kv_capacity_tokens: 451387
+    nnodes: 1
+    node_rank: 0
+    dist_init_addr: null
+    node_group: null
     engine_args: [--model-path, /srv/models/MiniMax-M2.5, --tp-size, "4"]
     engine_env: {}
 """
 
 import os
+import socket
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.fleetserve.minimax.plugins.module_utils import _plan
+from ansible_collections.fleetserve.minimax.plugins.module_utils import _plan, _plan_nodes
 
 
 def host_glibc() -> str | None:
@@ -161,6 +224,17 @@ def main():
             "python_version": {"type": "str", "required": True},
             "glibc_version": {"type": "str"},
             "wishes": {"type": "dict", "default": {}},
+            "nodes": {
+                "type": "dict",
+                "options": {
+                    "nnodes": {"type": "int", "default": 1},
+                    "group": {"type": "str"},
+                    "me": {"type": "str"},
+                    "dist_init_port": {"type": "int", "default": 20000},
+                    "hosts": {"type": "list", "elements": "str"},
+                    "members": {"type": "list", "elements": "raw"},
+                },
+            },
             "disk": {
                 "type": "dict",
                 "options": {"copies": {"type": "int", "default": 1}, "margin": {"type": "float", "default": 0.1}},
@@ -171,7 +245,11 @@ def main():
     params = module.params
     host = {"python_version": params["python_version"], "glibc_version": params["glibc_version"] or host_glibc()}
     try:
-        plan = _plan.build_plan(params["catalog"], params["model"], params["gpu_facts"], host, params["wishes"])
+        plan = _plan.build_plan(
+            params["catalog"], params["model"], params["gpu_facts"], host, params["wishes"], params["nodes"]
+        )
+        # Resolved here, on the node that will connect, not on the controller.
+        _plan_nodes.check_head_resolves(plan, lambda name: socket.getaddrinfo(name, None))
         if params["disk"]:
             check_disk(plan, params["disk"])
     except ValueError as err:

@@ -98,6 +98,7 @@ def test_multi_node_flags(rendered):
         _, _, argv = rendered[f"m2.5-sglang-0.5.23-2node-tp16-ep16-rank{rank}"]
         text = " ".join(argv)
         assert f"--nnodes 2 --node-rank {rank} --dist-init-addr {layouts.DIST_INIT_ADDR}" in text
+        assert argv.count("--nnodes") == 1  # the planner renders them; the role must not add a second set
         assert "--tp-size 16" in text and "--ep-size 16" in text
 
 

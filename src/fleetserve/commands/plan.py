@@ -13,7 +13,7 @@ from rich.table import Table
 from fleetserve import runner, summary
 from fleetserve.commands import _playbook
 
-COLUMNS = ("host", "model", "engine", "GPUs", "TP/EP/DP", "mem", "max context", "KV tokens", "port")
+COLUMNS = ("host", "model", "engine", "GPUs", "TP/EP/DP", "node", "mem", "max context", "KV tokens", "port")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,11 +40,18 @@ def row(host: str, p: dict) -> list[str]:
         f"{p['engine']} {p['engine_version']}",
         f"{p.get('gpu_count', '?')}x {p.get('gpu_name', '?')}",
         f"{p['tensor_parallel_size']}/{p['expert_parallel_size']}/{p['data_parallel_size']}",
+        node(p),
         str(p["mem_fraction"]),
         f"{p['max_context']:,}",
         f"{p['kv_capacity_tokens']:,}",
         str(p["port"]),
     ]
+
+
+def node(p: dict) -> str:
+    """'-' for a single-node engine; 'rank/nnodes' (node 0 serves the API) for one spanning hosts."""
+    nnodes = int(p.get("nnodes") or 1)
+    return "-" if nnodes < 2 else f"{p.get('node_rank', '?')}/{nnodes}"
 
 
 def print_plans(plans: dict, failures: dict, result: runner.RunResult, stream: TextIO | None = None) -> None:
@@ -57,7 +64,9 @@ def print_plans(plans: dict, failures: dict, result: runner.RunResult, stream: T
         table.add_row(*row(host, plans[host]))
     console.print(table)
     for host in sorted(failures):
-        console.print(f"[red]{host}[/]: refused: {failures[host]}")
+        # An unreachable host was never planned: saying "refused" would send the user to the wrong fix.
+        verdict = "unreachable" if result.hosts[host].status == "unreachable" else "refused"
+        console.print(f"[red]{host}[/]: {verdict}: {failures[host]}")
     for host in sorted(set(result.hosts) - set(plans) - set(failures)):
         console.print(f"[magenta]{host}[/]: no plan ({result.hosts[host].status})")
     console.print(f"artifacts: {result.artifact_dir}")

@@ -90,3 +90,43 @@ def test_refusal_is_a_clean_failure(capsys, catalog):
     out = run_module(capsys, catalog=catalog, model="MiniMax-M2.5", gpu_facts=FACTS, python_version="3.10.12")
     assert (out["rc"], out["changed"]) == (1, False)
     assert out["msg"].startswith("sglang 0.5.23 needs Python >= 3.11, the host has 3.10.12;")
+
+
+def two_nodes(address):
+    member = {"address": address, "gpus": {"count": 2, "name": "NVIDIA H200", "memory_total_mib": 143771}}
+    return {
+        "nnodes": 2,
+        "group": "pair",
+        "me": "b",
+        "hosts": ["a", "b"],
+        "members": [member, dict(member, address="127.0.0.2")],
+    }
+
+
+def test_multi_node_plan_uses_the_default_dist_init_port(capsys, catalog):
+    out = run_module(
+        capsys,
+        catalog=catalog,
+        model="MiniMax-M2.5",
+        gpu_facts=FACTS,
+        python_version="3.11.2",
+        nodes=two_nodes("127.0.0.1"),
+    )
+    assert out["rc"] == 0, out.get("msg")
+    assert (out["plan"]["nnodes"], out["plan"]["node_rank"], out["plan"]["dist_init_addr"]) == (2, 1, "127.0.0.1:20000")
+
+
+def test_multi_node_plan_refuses_an_unresolvable_node_zero(capsys, catalog):
+    """Resolved by the module on the node itself: '.invalid' never resolves (RFC 6761)."""
+    out = run_module(
+        capsys,
+        catalog=catalog,
+        model="MiniMax-M2.5",
+        gpu_facts=FACTS,
+        python_version="3.11.2",
+        nodes=two_nodes("head.fleetserve.invalid"),
+    )
+    assert (out["rc"], out["changed"]) == (1, False)
+    assert out["msg"].startswith(
+        "node 0's address 'head.fleetserve.invalid' (group 'pair') does not resolve on this host ("
+    )
