@@ -278,9 +278,11 @@ def main():
             "weights_pip_extra_args": "--no-index --find-links /srv/wheels",
         }
         log("preparing the lab hosts (the role once per mode on config.json only; not timed)")
-        for distribution in ("each", "fanout"):
+        for mode in a.modes.split(","):
+            distribution = "each" if mode == "naive" else "fanout"
             playbook(inv, dict(base, weights_distribution=distribution, weights_allow_patterns=["config.json"]))
         payload = None
+        load_before = round(os.getloadavg()[0], 2)
         for mode in a.modes.split(","):
             for n in sizes:
                 for i in range(1, max(sizes) + 1):
@@ -304,7 +306,12 @@ def main():
                 log(json.dumps(results[-1]))
         print(
             json.dumps(
-                {"payload_bytes": payload, "origin_rate_bytes_per_s": int(a.rate_mb * 1024 * 1024), "results": results}
+                {
+                    "payload_bytes": payload,
+                    "origin_rate_bytes_per_s": int(a.rate_mb * 1024 * 1024),
+                    "load_average_1m_before_after": [load_before, round(os.getloadavg()[0], 2)],
+                    "results": results,
+                }
             )
         )
     finally:

@@ -10,12 +10,14 @@ Failures are ``_weights.HubError`` / ``WeightsError`` with the fix in the messag
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights as w
+from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights_fanout as fanout
 
 
 class Hub:
@@ -97,19 +99,28 @@ class Hub:
 
 
 class Peer:
-    """A host of the fleet that already holds the verified snapshot, read through its rsync daemon.
+    """A host of the fleet that holds (or will hold) the verified snapshot, read through its rsync daemon.
 
     The hub is not contacted: the manifest comes from the host that read the hub, so a peer's copy is
-    checked against the hub's metadata, never against itself.
+    checked against the hub's metadata, never against itself. With ``peer_wait`` the copy starts only once
+    those hosts announce a verified copy for this fan-out run (``_weights_fanout.wait_for_hosts``). A
+    password given inline goes to rsync through a 0600 file in a private directory, removed on exit.
     """
 
-    def __init__(self, module):
+    def __init__(self, module, scratch):
         p = module.params
         self.module, self.url, self.password_file = module, p["peer_url"].rstrip("/") + "/", p["peer_password_file"]
         self.manifest = p["manifest"]
         self.rsync = module.get_bin_path("rsync", required=True)
         if self.password_file:
             w.check_token_file_mode(self.password_file, os.stat(self.password_file).st_mode)
+        elif p["peer_password"] and not module.check_mode:
+            private = tempfile.mkdtemp(prefix="fleetserve-peer-")  # mkdtemp: mode 0700
+            scratch.append(private)
+            self.password_file = os.path.join(private, "password")
+            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(p["peer_password"] + "\n")
 
     def resolve(self, revision):
         if not self.manifest or self.manifest.get("repo_id") != self.module.params["repo_id"]:
@@ -120,10 +131,34 @@ class Peer:
         files = self.manifest["files"]
         return self.manifest["revision"], [dict(files[k], path=k) for k in files]
 
+    def _auth(self):
+        return ["--password-file=" + self.password_file] if self.password_file else []
+
+    def _fetch_ready(self, url):
+        into = tempfile.mkdtemp(prefix="fleetserve-ready-")
+        try:
+            rc, _out, err = self.module.run_command(
+                [self.rsync, "-q", "--contimeout=10", "--timeout=30"] + self._auth() + [url, into + "/ready.json"]
+            )
+            text = ""
+            if rc == 0:
+                with open(os.path.join(into, "ready.json")) as fh:
+                    text = fh.read()
+            return rc, text, err
+        finally:
+            shutil.rmtree(into, ignore_errors=True)
+
+    def wait(self):
+        p = self.module.params
+        waits = sorted(p["peer_wait"].items())
+        if waits:
+            fanout.wait_for_hosts(
+                waits, p["fanout_run"], self._fetch_ready, time.monotonic, time.sleep, p["peer_timeout"]
+            )
+
     def download(self, commit, staging, params):
-        argv = [self.rsync, "-a", "--delete", "--exclude=/.cache/", "--exclude=/" + w.MARKER]
-        if self.password_file:
-            argv.append("--password-file=" + self.password_file)
+        self.wait()
+        argv = [self.rsync, "-a", "--delete", "--exclude=/.cache/", "--exclude=/" + w.MARKER] + self._auth()
         rc, _out, err = self.module.run_command(argv + [self.url, staging.rstrip("/") + "/"])
         if rc != 0:
             raise w.WeightsError(

@@ -112,6 +112,35 @@ options:
   peer_password_file:
     description: File holding the rsync daemon password of O(peer_url); it must not be readable by group or others.
     type: path
+  peer_password:
+    description:
+      - The rsync daemon password of O(peer_url), for example a one-off password of this fan-out from a vault or a
+        C(no_log) fact. It is handed to rsync through a 0600 file in a private directory removed when the module
+        exits, never through argv or the environment. Mutually exclusive with O(peer_password_file).
+    type: str
+  peer_wait:
+    description:
+      - Hosts whose verified copy this copy waits for, each mapped to the C(rsync://) URL of the file it announces
+        through its peer server. The copy starts once every one of them announces C(ready) for O(fanout_run); a
+        C(failed) announcement, a peer server unreachable for 120 s, or O(peer_timeout) fail the module with a
+        message naming the host.
+      - Only used when a copy is needed; a host whose copy already matches O(manifest) does not wait.
+    type: dict
+    default: {}
+  fanout_run:
+    description:
+      - Identifier of this fan-out run; announcements of other runs are ignored. Required with O(peer_wait) or
+        O(ready_file).
+    type: str
+  ready_file:
+    description:
+      - Where this host announces, for O(fanout_run), that its copy is verified and published (or that it failed,
+        with the reason), for hosts that wait for it. Written last, atomically; readable by all (it holds no secret).
+    type: path
+  peer_timeout:
+    description: Seconds to wait for the hosts of O(peer_wait) before failing.
+    type: int
+    default: 14400
   manifest:
     description:
       - The RV(manifest) returned by this module on the host that read the hub. Required with O(peer_url); the
@@ -121,7 +150,9 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: Resolves the revision, reads the hub's file list and checks disk space; writes nothing.
+    details: >-
+      Resolves the revision, reads the hub's file list (or takes O(manifest)) and checks disk space; writes nothing,
+      waits for no peer and announces nothing.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
@@ -199,6 +230,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights as w
+from ansible_collections.fleetserve.minimax.plugins.module_utils._weights_fanout import ready_document
 from ansible_collections.fleetserve.minimax.plugins.module_utils._weights_sources import Git, Hub, Peer
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -258,6 +290,16 @@ def _publish(staging, dest, marker):
         shutil.rmtree(old)
 
 
+def _announce(path, document):
+    """Atomic, so a waiting host never reads half a file; 0644, the peer server reads it as nobody."""
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write(json.dumps(document))
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, path)
+
+
 _SCRATCH = []  # directories removed however the module exits
 
 
@@ -267,8 +309,10 @@ def run(module):
     dest = os.path.abspath(p["dest"]).rstrip("/")
     token = p["token"] or (w.read_token_file(p["token_file"]) if p["token_file"] else False)
     endpoint = (p["endpoint"] or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    if p["peer_wait"] and not p["fanout_run"]:
+        raise ValueError("peer_wait needs fanout_run, the identifier the waited-for hosts announce their copy under")
     if p["peer_url"]:
-        hub = Peer(module)
+        hub = Peer(module, _SCRATCH)
     elif p["method"] == "git":
         hub = Git(module, endpoint, token, dest, _SCRATCH)
     else:
@@ -288,6 +332,8 @@ def run(module):
         changed=False,
     )
     if w.marker_matches(w.read_marker(dest), manifest) and w.verify_tree(dest, manifest, p["verify"] == "full")["ok"]:
+        if p["ready_file"] and not module.check_mode:
+            _announce(p["ready_file"], ready_document(p["fanout_run"], True))
         return result
     staging = w.staging_dir(dest, commit)
     result.update(changed=True, download_bytes=_missing_bytes([dest, staging], manifest))
@@ -316,6 +362,8 @@ def run(module):
             manifest, p["allow_patterns"], p["ignore_patterns"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         ),
     )
+    if p["ready_file"]:
+        _announce(p["ready_file"], ready_document(p["fanout_run"], True))
     return result
 
 
@@ -339,15 +387,26 @@ def main():
             method=dict(type="str", choices=["api", "git"], default="api"),
             peer_url=dict(type="str"),
             peer_password_file=dict(type="path", no_log=False),
+            peer_password=dict(type="str", no_log=True),
+            peer_wait=dict(type="dict", default={}),
+            fanout_run=dict(type="str"),
+            ready_file=dict(type="path"),
+            peer_timeout=dict(type="int", default=14400),
             manifest=dict(type="dict"),
         ),
-        mutually_exclusive=[("token", "token_file"), ("peer_url", "endpoint")],
-        required_by={"peer_url": ("manifest",)},
+        mutually_exclusive=[("token", "token_file"), ("peer_url", "endpoint"), ("peer_password", "peer_password_file")],
+        required_by={"peer_url": ("manifest",), "ready_file": ("fanout_run",)},
         supports_check_mode=True,
     )
     try:
         module.exit_json(**run(module))
     except (ValueError, OSError) as exc:
+        if module.params["ready_file"] and not module.check_mode:
+            # Hosts waiting for this one fail at once with this reason instead of waiting for their timeout.
+            try:
+                _announce(module.params["ready_file"], ready_document(module.params["fanout_run"], False, str(exc)))
+            except OSError:
+                pass  # the waiting hosts then fail on their timeout; this host's own error matters more
         module.fail_json(msg=str(exc), repo_id=module.params["repo_id"], dest=module.params["dest"])
     finally:
         for path in _SCRATCH:

@@ -1,7 +1,9 @@
-"""The weights role on two systemd lab containers: the seed reads olah once, the other host copies from it.
+"""The weights role on three systemd lab containers: the seed reads olah once, the others copy host to host.
 
+With three hosts the one copy task holds a real pipeline: t2 copies from the seed, t3 (the seed's second
+receiver) waits for t2 to announce its verified copy through t2's peer server before it starts.
 Real peers only: olah (hub-compatible, offline), Docker lab hosts on the image fleetserve/lab-systemd:bookworm,
-rsync from Debian. Missing Docker or image fails the test. Containers and network are prefixed fs-weights-t.
+rsync from Debian. Missing Docker or image fails the test. Containers and network are prefixed fs-fanout-.
 """
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ from fleetserve.lab import SYSTEMD_RUN_ARGS
 from test_weights_olah import ROOT, digests, olah_server
 
 IMAGE = os.environ.get("FLEETSERVE_LAB_IMAGE", "fleetserve/lab-systemd:bookworm")
-NET = "fs-weights-tnet"
-HOSTS = ["fs-weights-t1", "fs-weights-t2"]
+NET = "fs-fanout-net"
+HOSTS = ["fs-fanout-t1", "fs-fanout-t2", "fs-fanout-t3"]
+# Everything the fan-out leaves on a host while it runs; none of it may survive the play.
+FANOUT_LEFTOVERS = [
+    "/run/fleetserve-weights-rsyncd.secrets",
+    "/run/fleetserve-weights-rsyncd.conf",
+    "/run/fleetserve-weights-rsyncd",
+]
 REPO = "local-org/fanout-m2"
 MODEL_DIR = "/srv/models/fanout-m2"
 PIP = ["huggingface_hub==2.4.0", "hf-xet==1.8.0"]
@@ -119,7 +127,19 @@ def play(tmp_path, ansible_env, *extra_args, check=False):
     env = dict(ansible_env, ANSIBLE_PIPELINING="True", ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    play.last = proc.stdout
     return {h: int(re.search(r"^%s\s+: .*changed=(\d+)" % h, proc.stdout, re.M).group(1)) for h in HOSTS}
+
+
+def assert_fanout_cleaned_up():
+    for h in HOSTS:
+        assert (
+            docker("exec", h, "systemctl", "is-active", "fleetserve-weights-rsyncd", check=False).stdout.strip()
+            == "inactive"
+        )
+        left = docker("exec", h, "ls", "-d", *FANOUT_LEFTOVERS, check=False)
+        assert left.stdout == "", "left on %s: %s" % (h, left.stdout)
+        assert docker("exec", h, "sh", "-c", "ls -d /tmp/fleetserve-peer-* 2>/dev/null", check=False).stdout == ""
 
 
 def host_digests(host, tmp_path) -> dict:
@@ -147,29 +167,47 @@ def test_seed_reads_origin_once_then_peer_copies_and_reruns_change_nothing(lab, 
 
     first = play(tmp_path, ansible_env, *extra)
     assert all(first[h] > 0 for h in HOSTS)
+    # Only the seed has a downloader at all: the others can only have copied from a peer.
+    venvs = [
+        h for h in HOSTS if docker("exec", h, "test", "-e", "/opt/fleetserve/hf-venv", check=False).returncode == 0
+    ]
+    assert venvs == [HOSTS[0]]
+    # t3 was planned to wait for t2, and the plan held: t3's copy was published after t2's.
+    published = {
+        h: float(docker("exec", h, "stat", "-c", "%.9Y", MODEL_DIR + "/.fleetserve-weights.json").stdout) for h in HOSTS
+    }
+    assert published["fs-fanout-t1"] < published["fs-fanout-t2"] < published["fs-fanout-t3"]
     source = digests(origin["mirrors"] / "models" / REPO)
     for h in HOSTS:
         assert host_digests(h, tmp_path) == source
-        assert (
-            docker("exec", h, "systemctl", "is-active", "fleetserve-weights-rsyncd", check=False).stdout.strip()
-            == "inactive"
-        )
-        assert docker("exec", h, "ls", "/etc/fleetserve/weights-rsync.pass", check=False).returncode != 0
-    marker = json.loads(docker("exec", HOSTS[1], "cat", MODEL_DIR + "/.fleetserve-weights.json").stdout)
+    assert_fanout_cleaned_up()
+    marker = json.loads(docker("exec", HOSTS[2], "cat", MODEL_DIR + "/.fleetserve-weights.json").stdout)
     assert marker["revision"] == origin["commits"][REPO]
 
     assert play(tmp_path, ansible_env, *extra) == {h: 0 for h in HOSTS}
+    assert "Weights | Start the peer server" not in play.last  # nothing to copy: the fan-out is not even included
     assert play(tmp_path, ansible_env, *extra, check=True) == {h: 0 for h in HOSTS}
 
-    # A same-size corruption on the peer is found by hashing, and only that host gets a new copy.
+    # A same-size corruption on one peer is found by hashing, and only that host gets a new copy.
     shard = MODEL_DIR + "/model-00002-of-00003.safetensors"
+    before = {h: docker("exec", h, "stat", "-c", "%i", MODEL_DIR + "/.fleetserve-weights.json").stdout for h in HOSTS}
     docker(
         "exec",
-        HOSTS[1],
+        HOSTS[2],
         "python3",
         "-c",
         "f=open(%r,'r+b');f.seek(-1,2);b=f.read(1);f.seek(-1,2);f.write(bytes([b[0]^255]))" % shard,
     )
+    corrupted = host_digests(HOSTS[2], tmp_path)
+    would = play(tmp_path, ansible_env, *extra, check=True)
+    assert would[HOSTS[2]] > 0 and would[HOSTS[1]] == 0
+    assert host_digests(HOSTS[2], tmp_path) == corrupted != source  # check mode repaired nothing
+    assert_fanout_cleaned_up()  # and started no peer server
+
     repaired = play(tmp_path, ansible_env, *extra)
-    assert repaired[HOSTS[1]] > 0
-    assert host_digests(HOSTS[1], tmp_path) == source
+    assert repaired[HOSTS[1]] == 0  # neither a source nor a receiver this time
+    assert repaired[HOSTS[2]] > 0
+    after = {h: docker("exec", h, "stat", "-c", "%i", MODEL_DIR + "/.fleetserve-weights.json").stdout for h in HOSTS}
+    assert [h for h in HOSTS if after[h] != before[h]] == [HOSTS[2]]
+    assert host_digests(HOSTS[2], tmp_path) == source
+    assert_fanout_cleaned_up()

@@ -1,0 +1,134 @@
+# Copyright: (c) 2026, fleetserve contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fan-out as one task: who copies from whom, and how a host waits for its source. Private.
+
+Every receiver runs at once (one Ansible task); each waits until the hosts it depends on announce a
+verified copy through their peer server's ``ready`` module, then copies. The schedule only ever makes a
+host wait for hosts *earlier* in the play's order, so a play with fewer forks than hosts cannot deadlock:
+the earliest host still running never waits for one that has not started.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.fleetserve.minimax.plugins.module_utils._weights import WeightsError, fanout_rounds
+
+READY_MODULE = "ready"
+# rsync exit codes met while polling a peer's ready file.
+_RSYNC_MISSING = frozenset([23])  # the file is not there (yet): partial transfer
+_RSYNC_UNREACHABLE = frozenset([10, 12, 35])  # socket error, stream ended, timeout: daemon not (yet) up
+
+
+class FanoutError(WeightsError):
+    """A fan-out wait that cannot succeed; the message names the host to look at and the fix."""
+
+
+def fanout_plan(holders, hosts, degree=1):
+    """The whole fan-out for one task.
+
+    ``holders`` hold a verified copy before the task (the seed first); ``hosts`` are the play's hosts in
+    play order. Returns ``sources`` (receiver -> host it copies from), ``after`` (receiver -> hosts that
+    must announce a verified copy before it starts: its source when that is a receiver too, and the
+    hosts its source fed the round before, so a source feeds ``degree`` hosts at a time as in the round
+    schedule) and ``servers`` (hosts that must run a peer server, in play order).
+    """
+    holders = list(holders)
+    rounds = fanout_rounds(holders, list(hosts), degree)
+    sources, after, fed_last_round = {}, {}, {}
+    for rnd in rounds:
+        fed = {}
+        for receiver, source in rnd.items():
+            sources[receiver] = source
+            deps = [] if source in holders else [source]
+            deps += [h for h in fed_last_round.get(source, []) if h not in deps]
+            after[receiver] = deps
+            fed.setdefault(source, []).append(receiver)
+        fed_last_round = fed
+    needed = set(sources.values()) | set(h for deps in after.values() for h in deps)
+    servers = []
+    for h in list(hosts) + holders:
+        if h in needed and h not in servers:
+            servers.append(h)
+    return {"sources": sources, "after": after, "servers": servers}
+
+
+def ready_document(run_id, ok, message=""):
+    """What a host announces through its ready module once its copy is published (or has failed)."""
+    return {"run": run_id, "state": "ready" if ok else "failed", "message": message}
+
+
+def read_ready(text, run_id, host):
+    """True when ``text`` announces a verified copy for this run; False for a file left by another run."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return False  # caught mid-write; the next poll reads it whole
+    if not isinstance(doc, dict) or doc.get("run") != run_id:
+        return False
+    if doc.get("state") != "ready":
+        raise FanoutError(
+            "%s, which this host copies from or waits for, failed: %s; fix %s and run the play again"
+            % (host, doc.get("message") or "no reason given", host)
+        )
+    return True
+
+
+def poll_outcome(rc, err, host, url):
+    """Map one rsync poll of a ready file to 'fetched', 'missing' or 'unreachable'; anything else fails."""
+    if rc == 0:
+        return "fetched"
+    if rc in _RSYNC_MISSING:
+        return "missing"
+    if rc in _RSYNC_UNREACHABLE:
+        return "unreachable"
+    raise FanoutError(
+        "the peer server of %s refused %s (rsync rc %d: %s): every host must run the same fan-out; "
+        "run the whole play again rather than a part of it" % (host, url, rc, _tail(err))
+    )
+
+
+def wait_for_hosts(waits, run_id, fetch, clock, sleep, timeout, unreachable_grace=120.0, interval=0.5):
+    """Block until every ``(host, url)`` in ``waits`` announces a verified copy for ``run_id``.
+
+    ``fetch(url) -> (rc, text, err)`` reads a ready file; ``clock``/``sleep`` are injectable for tests.
+    Fails with a FanoutError naming the host when a host announces a failure, stays unreachable for
+    ``unreachable_grace`` seconds, or does not announce within ``timeout`` seconds.
+    """
+    start = clock()
+    pending = list(waits)
+    unreachable_since = {}
+    delay = interval
+    while pending:
+        for host, url in list(pending):
+            rc, text, err = fetch(url)
+            outcome = poll_outcome(rc, err, host, url)
+            now = clock()
+            if outcome == "unreachable":
+                since = unreachable_since.setdefault(host, now)
+                if now - since >= unreachable_grace:
+                    raise FanoutError(
+                        "cannot reach the peer server of %s at %s for %d s (rsync rc %d: %s): check that its "
+                        "peer server is running and that weights_fanout_port is open between the hosts"
+                        % (host, url, now - since, rc, _tail(err))
+                    )
+                continue
+            unreachable_since.pop(host, None)
+            if outcome == "fetched" and read_ready(text, run_id, host):
+                pending.remove((host, url))
+        if not pending:
+            break
+        waited = clock() - start
+        if waited >= timeout:
+            raise FanoutError(
+                "waited %d s for %s to announce a verified copy, in vain: look at %s's result in this play, "
+                "or raise weights_fanout_timeout if its copy is only slow"
+                % (waited, " and ".join(h for h, _u in pending), pending[0][0])
+            )
+        sleep(min(delay, max(timeout - waited, 0)))
+        delay = min(delay * 1.5, 5.0)
+    return clock() - start
+
+
+def _tail(err):
+    return " ".join((err or "").split())[-300:] or "no message"
