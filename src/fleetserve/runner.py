@@ -235,6 +235,10 @@ def run_playbook(
     ident = f"{action or Path(playbook).stem}-{datetime.now().strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     private_data_dir = state / "runs"
     private_data_dir.mkdir(mode=0o700, exist_ok=True)
+    # ansible-runner writes these into the shared data dir and reads them again on every later run that
+    # does not pass its own: without this, one `--check` or `-e` would silently apply to the next runs.
+    for leftover in ("cmdline", "extravars"):
+        (private_data_dir / "env" / leftover).unlink(missing_ok=True)
     collector = _Collector(sink)
     cmdline = []
     if check:

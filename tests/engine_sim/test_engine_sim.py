@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -185,3 +186,87 @@ def test_wheel_carries_the_pinned_version(tmp_path):
     assert "sglang/launch_server.py" in names and "fleetserve_engine_sim/server.py" in names
     assert "Version: 0.5.23" in zipfile.ZipFile(wheel).read("sglang-0.5.23.dist-info/METADATA").decode()
     assert build("sglang", "0.5.23", tmp_path / "again").read_bytes() == wheel.read_bytes()  # reproducible
+
+
+def test_sglang_answers_the_gateway_probes(sim, tmp_path):
+    _, base = sim(
+        "sglang", "--model-path", str(tmp_path), "--served-model-name", "M2", "--api-key", KEY,
+        FLEETSERVE_SIM_STARTUP_S="0", FLEETSERVE_SIM_VERSION="0.5.23",
+    )
+    wait_status(base + "/health", 200)
+    assert get(base + "/server_info")[0] == 401  # SGLang guards everything but /health, /metrics, /ready
+    for path in ("/server_info", "/get_server_info"):
+        info = json.loads(get(base + path, key=KEY)[1])
+        assert (info["model_path"], info["served_model_name"], info["version"]) == (str(tmp_path), "M2", "0.5.23")
+    for path in ("/model_info", "/get_model_info"):
+        assert json.loads(get(base + path, key=KEY)[1])["served_model_name"] == "M2"
+
+
+def _running(base):
+    body = get(base + "/metrics")[1]
+    line = next(x for x in body.splitlines() if x.startswith("sglang:num_running_reqs"))
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_sigterm_finishes_requests_in_flight(sim, tmp_path):
+    proc, base = sim(
+        "sglang", "--model-path", str(tmp_path), "--enable-metrics",
+        FLEETSERVE_SIM_STARTUP_S="0", FLEETSERVE_SIM_LATENCY_S="1.5",
+    )
+    wait_status(base + "/health", 200)
+    results = []
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    worker = threading.Thread(target=lambda: results.append(get(base + "/v1/chat/completions", data=chat)))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while _running(base) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _running(base) == 1.0  # the gauge the rollout polls while it drains a host
+    proc.terminate()
+    worker.join(10)
+    assert proc.wait(10) == 0
+    assert results and results[0][0] == 200 and json.loads(results[0][1])["choices"]
+    with pytest.raises(urllib.error.URLError):  # no new connections once stopping
+        get(base + "/health")
+    assert "shutting down: waiting for 1 request(s) in flight" in proc.stderr.read()
+
+
+def test_grace_limit_cuts_off_a_stuck_request(sim, tmp_path):
+    proc, base = sim(
+        "sglang", "--model-path", str(tmp_path),
+        FLEETSERVE_SIM_STARTUP_S="0", FLEETSERVE_SIM_LATENCY_S="30", FLEETSERVE_SIM_GRACE_S="0.5",
+    )
+    wait_status(base + "/health", 200)
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    cut_off = []
+
+    def stuck():
+        try:
+            get(base + "/v1/chat/completions", data=chat)
+        except (urllib.error.URLError, ConnectionError) as exc:
+            cut_off.append(exc)
+
+    threading.Thread(target=stuck, daemon=True).start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    proc.terminate()
+    assert proc.wait(10) == 0 and time.monotonic() - started < 5
+    assert "shut down with 1 request(s) cut off" in proc.stderr.read()
+    deadline = time.monotonic() + 5
+    while not cut_off and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cut_off  # the client saw its request dropped, not a fake success
+
+
+@pytest.mark.parametrize("version,fails", [("0.5.23", True), ("0.5.4.post1", False)])
+def test_failure_limited_to_one_release(sim, tmp_path, version, fails):
+    proc, base = sim(
+        "sglang", "--model-path", str(tmp_path),
+        FLEETSERVE_SIM_STARTUP_S="0.2", FLEETSERVE_SIM_FAILURE="crash",
+        FLEETSERVE_SIM_FAILURE_VERSION="0.5.23", FLEETSERVE_SIM_VERSION=version,
+    )
+    if fails:
+        assert proc.wait(10) == 1
+    else:
+        wait_status(base + "/health", 200)
+        assert proc.poll() is None

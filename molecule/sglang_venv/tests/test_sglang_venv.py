@@ -25,12 +25,17 @@ def test_runs_as_dedicated_user_from_the_venv(host):
     out = host.check_output("ps -o user=,args= -C python")
     line = next(line for line in out.splitlines() if "sglang.launch_server" in line)
     assert line.split()[0] == "sglang"
-    assert "/opt/fleetserve/sglang/venv/bin/python -m sglang.launch_server" in line
+    assert "/opt/fleetserve/sglang/venv-0.5.23/bin/python -m sglang.launch_server" in line
+
+
+def test_current_link_names_the_release(host):
+    link = host.file("/opt/fleetserve/sglang/venv")
+    assert link.is_symlink and link.linked_to == "/opt/fleetserve/sglang/venv-0.5.23"
 
 
 def test_pinned_release_installed(host):
     out = host.check_output(
-        "/opt/fleetserve/sglang/venv/bin/python -c \"import importlib.metadata as m; print(m.version('sglang'))\""
+        "/opt/fleetserve/sglang/venv-0.5.23/bin/python -c \"import importlib.metadata as m; print(m.version('sglang'))\""
     )
     assert out.strip() == "0.5.23"
 

@@ -34,6 +34,9 @@ class SimConfig:
     failure: str = "none"
     crash_after_s: float = 1.0
     version: str = "0.0.0"
+    latency_s: float = 0.0
+    grace_s: float = 30.0
+    access_log: bool = False
     argv: list = field(default_factory=list)
 
 
@@ -151,12 +154,21 @@ def parse(engine: str, argv: list, environ=None) -> SimConfig:
     failure = knob("failure", "none")
     if failure not in FAILURES:
         raise ValueError(f"engine-sim: FLEETSERVE_SIM_FAILURE={failure!r} is not one of {', '.join(FAILURES)}")
+    version = knob("version", "0.0.0")
+    # FLEETSERVE_SIM_FAILURE_VERSION limits the failure to one release: a rollout to it fails, and the
+    # rollback to the release before, under the same environment, serves again.
+    only = knob("failure_version", "")
+    if only and only != version:
+        failure = "none"
     return SimConfig(
         engine=engine,
         startup_s=float(knob("startup_s", "2")),
         failure=failure,
         crash_after_s=float(knob("crash_after_s", "1")),
-        version=knob("version", "0.0.0"),
+        version=version,
+        latency_s=float(knob("latency_s", "0")),
+        grace_s=float(knob("grace_s", "30")),
+        access_log=knob("access_log", "0") not in ("", "0", "false"),
         argv=argv,
         **values,
     )

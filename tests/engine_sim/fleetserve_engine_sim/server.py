@@ -4,6 +4,14 @@ Readiness mirrors the real engines:
 - vLLM binds no socket until the model is "loaded" (``startup_s``), then /health answers 200;
 - SGLang binds at once and answers /health 503 until warm-up ends; ranks >= 1 of a multi-node job run
   only a dummy health server that always answers 200 (engine-facts 3.3).
+
+Shutdown mirrors them too: SIGTERM closes the listener, lets the requests in flight finish (at most
+``grace_s``), then exits 0, so a host drained from the router loses no request when its engine stops.
+``/metrics`` reports the requests in flight (``sglang:num_running_reqs``, ``vllm:num_requests_running``),
+which is what the rollout polls before it stops an engine.
+
+SGLang Model Gateway (smg) registers a worker by probing /health, then /server_info (falling back to
+/get_server_info) and /model_info (/get_model_info); both are answered in SGLang 0.5.23's shapes.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ class Sim:
         self.cfg = cfg
         self.started = time.monotonic()
         self.requests = 0
+        self.in_flight = 0
+        self.stopping = False
 
     # --- readiness and auth -------------------------------------------------------------------
     def warm(self):
@@ -60,7 +70,7 @@ class Sim:
         if not self.authorised(path, headers):
             return 401, {"error": "Unauthorized"}
         if path in ("/health", "/health_generate"):
-            return (200, {}) if self.warm() else (503, {})
+            return (200, {}) if self.warm() and not self.stopping else (503, {})
         if path == "/ready" and cfg.engine == "sglang":
             return (200, {"status": "ready"}) if self.warm() else (503, {"status": "starting"})
         if path == "/version" and cfg.engine == "vllm":
@@ -73,6 +83,8 @@ class Sim:
             return 200, self.models()
         if path in ("/get_model_info", "/model_info") and cfg.engine == "sglang":
             return 200, {"model_path": cfg.model, "served_model_name": cfg.served_model_name, "is_generation": True}
+        if path in ("/server_info", "/get_server_info") and cfg.engine == "sglang":
+            return 200, self.server_info()
         if path == "/v1/chat/completions" and method == "POST":
             try:
                 request = json.loads(body or b"{}")
@@ -81,6 +93,24 @@ class Sim:
             self.requests += 1
             return self.chat(request)
         return 404, {"detail": "Not Found"}
+
+    def server_info(self):
+        cfg = self.cfg
+        # SGLang returns its ServerArgs flattened plus the runtime state; the gateway reads these keys.
+        return {
+            "model_path": cfg.model,
+            "served_model_name": cfg.served_model_name,
+            "tokenizer_path": cfg.model,
+            "host": cfg.host,
+            "port": cfg.port,
+            "tp_size": 1,
+            "dp_size": 1,
+            "context_length": cfg.max_model_len,
+            "tool_call_parser": cfg.tool_call_parser,
+            "reasoning_parser": cfg.reasoning_parser,
+            "version": cfg.version,
+            "internal_states": [{"last_gen_throughput": 0.0, "num_running_reqs": self.in_flight}],
+        }
 
     def error(self, message, code):
         kind = {400: "BadRequestError", 404: "NotFoundError"}.get(code, "Error")
@@ -100,14 +130,14 @@ class Sim:
             return (
                 "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
                 "# TYPE vllm:num_requests_running gauge\n"
-                f'vllm:num_requests_running{{model_name="{name}"}} 0.0\n'
+                f'vllm:num_requests_running{{model_name="{name}"}} {float(self.in_flight)}\n'
                 "# TYPE vllm:request_success_total counter\n"
                 f'vllm:request_success_total{{model_name="{name}"}} {float(self.requests)}\n'
             )
         return (
             "# HELP sglang:num_running_reqs The number of running requests.\n"
             "# TYPE sglang:num_running_reqs gauge\n"
-            f'sglang:num_running_reqs{{model_name="{self.cfg.served_model_name}"}} 0.0\n'
+            f'sglang:num_running_reqs{{model_name="{self.cfg.served_model_name}"}} {float(self.in_flight)}\n'
         )
 
     def chat(self, request):
@@ -173,9 +203,16 @@ async def _read_request(reader):
 
 
 async def _handle(sim, reader, writer):
+    counted = False
     try:
         method, path, headers, body = await _read_request(reader)
+        counted = path.startswith("/v1/") and method == "POST"  # generations only, not the probes
+        sim.in_flight += counted
         status, payload = sim.route(method, path, headers, body)
+        if sim.cfg.access_log:
+            log(f"{method} {path} {status}")
+        if path == "/v1/chat/completions" and status == 200 and sim.cfg.latency_s > 0:
+            await asyncio.sleep(sim.cfg.latency_s)  # a generation takes time: what a drain must wait for
         if isinstance(payload, list):  # an SSE stream
             writer.write(
                 f"HTTP/1.1 {status} OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n".encode()
@@ -196,6 +233,8 @@ async def _handle(sim, reader, writer):
     except (asyncio.IncompleteReadError, ConnectionError, ValueError):
         pass
     finally:
+        if counted:
+            sim.in_flight -= 1
         writer.close()
 
 
@@ -232,8 +271,19 @@ async def _serve(cfg):
                 log("RuntimeError: simulated crash after start-up (FLEETSERVE_SIM_FAILURE=crash-after-ready)")
                 return 1
         await stop.wait()
-    log("shutting down")
+        await _drain(sim, server)
     return 0
+
+
+async def _drain(sim, server):
+    """Stop accepting, then wait (at most grace_s) for the requests in flight, as the engines do."""
+    sim.stopping = True
+    server.close()
+    log(f"shutting down: waiting for {sim.in_flight} request(s) in flight")
+    deadline = time.monotonic() + sim.cfg.grace_s
+    while sim.in_flight > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    log("shut down" if sim.in_flight == 0 else f"shut down with {sim.in_flight} request(s) cut off")
 
 
 def main(engine, argv):
