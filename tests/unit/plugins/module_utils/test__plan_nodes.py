@@ -27,8 +27,8 @@ def nodes(me="h100-02", hosts=("h100-01", "h100-02"), members=None, **overrides)
     return dict(spec, members=members, **overrides)
 
 
-def plan(catalog, node_spec, model="MiniMax-M2.5", facts=FACTS, **wishes):
-    return _plan.build_plan(catalog, model, facts, HOST, wishes, node_spec)
+def plan(catalog, node_spec, model="MiniMax-M2.5", facts=None, **wishes):
+    return _plan.build_plan(catalog, model, FACTS if facts is None else facts, HOST, wishes, node_spec)
 
 
 def refusal(catalog, node_spec, **kwargs):
