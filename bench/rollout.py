@@ -10,7 +10,8 @@ olah on the network's gateway), removed at the end unless --keep.
    `fleetserve rollout --engine-version 0.5.4.post1 --canary 1 --batch 25%`; R requests, F failed.
 
 usage: bench/rollout.py [--hosts 1,4,8] [--keep]
-prints {"rerun": [{"hosts": N, "seconds": t, "changed": c}], "rolling_update": {"requests": R, "failed": F}}
+prints {"rerun": [{"hosts": N, "seconds": t, "changed": c, ...}], "rolling_update": {"requests": R, "failed": F, ...}}
+(each rerun row also has host_tasks, cpu_seconds, cores and load_1m_after: see deploy()).
 """
 
 from __future__ import annotations
@@ -49,13 +50,29 @@ def fleetserve_json(*argv: str) -> tuple[int, dict]:
     return code, json.loads(out.getvalue())
 
 
-def deploy(n: int) -> tuple[float, int]:
-    started = time.monotonic()
+def busy_cpu_seconds() -> float:
+    """CPU time this machine (controller and lab containers alike, and anything else running) has spent busy."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def deploy(n: int) -> dict:
+    started, cpu = time.monotonic(), busy_cpu_seconds()
     code, result = fleetserve_json("deploy", "--limit", "lab_workers")
     seconds = round(time.monotonic() - started, 1)
     if code != 0:
         raise SystemExit(f"deploy on {n} host(s) failed: {json.dumps(result['hosts'])[:2000]}")
-    return seconds, sum(h["changed"] for h in result["hosts"])
+    return {
+        "seconds": seconds,
+        "changed": sum(h["changed"] for h in result["hosts"]),
+        # Task results summed over hosts (ok includes changed), and the busy CPU time of the whole machine
+        # during the run: with every host and the controller on the same cores, cpu_seconds / cores is a
+        # floor under the wall time that no playbook change below the task count can go beneath.
+        "host_tasks": sum(h["ok"] + h["skipped"] for h in result["hosts"]),
+        "cpu_seconds": round(busy_cpu_seconds() - cpu, 1),
+    }
 
 
 def rerun(counts: list[int], routers: int) -> list[dict]:
@@ -63,11 +80,10 @@ def rerun(counts: list[int], routers: int) -> list[dict]:
     for n in counts:
         log(f"lab up --hosts {n}")
         lab.up(n, routers=routers if n == counts[-1] else 0)
-        seconds, changed = deploy(n)
-        log(f"  converge: {seconds}s, changed {changed}")
-        seconds, changed = deploy(n)
-        log(f"  re-run:   {seconds}s, changed {changed}")
-        rows.append({"hosts": n, "seconds": seconds, "changed": changed})
+        log(f"  converge: {deploy(n)}")
+        row = deploy(n)
+        log(f"  re-run:   {row}")
+        rows.append({"hosts": n, **row, "cores": os.cpu_count(), "load_1m_after": round(os.getloadavg()[0], 2)})
     return rows
 
 

@@ -46,7 +46,7 @@ def classify_failure(rc: int, output: str) -> GpuFactsError:
         return GpuFactsError(
             "driver_not_loaded",
             f"nvidia-smi cannot reach the NVIDIA kernel driver ({first}); load it with 'modprobe nvidia' "
-            "or reboot after the driver install (role fleetserve.minimax.gpu_host), then re-run",
+            "or reboot after the driver install (role fleetserve.minimax.nvidia_driver), then re-run",
         )
     if MSG_MISMATCH in text:
         return GpuFactsError(

@@ -82,7 +82,7 @@ def check_host(engine: str, version: str, requirement: dict | None, host: dict, 
     checks = (
         ("Python", host.get("python_version"), requirement["python"], "upgrade the host Python"),
         ("glibc", host.get("glibc_version"), requirement["glibc"], "upgrade the OS (Ubuntu 22.04+, Debian 12)"),
-        ("NVIDIA driver", driver, requirement["driver"], "upgrade the driver (role fleetserve.minimax.gpu_host)"),
+        ("NVIDIA driver", driver, requirement["driver"], "upgrade the driver (role fleetserve.minimax.nvidia_driver)"),
     )
     for what, found, needed, upgrade in checks:
         if found is None:

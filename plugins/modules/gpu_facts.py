@@ -137,7 +137,7 @@ def gather(module: AnsibleModule) -> dict:
         raise _gpu.GpuFactsError(
             "nvidia_smi_missing",
             f"{module.params['nvidia_smi']} was not found on PATH; install the NVIDIA driver "
-            "(role fleetserve.minimax.gpu_host) or set nvidia_smi to its absolute path",
+            "(role fleetserve.minimax.nvidia_driver) or set nvidia_smi to its absolute path",
         )
 
     def run(args):

@@ -197,10 +197,25 @@ def _event_time(event: dict) -> float:
 
 
 def _failure_message(res: dict) -> str:
-    msg = res.get("msg") or res.get("stderr") or res.get("reason") or ""
+    msg = str(res.get("msg") or res.get("stderr") or res.get("reason") or "").strip()
     if not msg and res.get("results"):
-        msg = next((r.get("msg", "") for r in res["results"] if r.get("failed")), "")
-    return str(msg).strip()[:2000]
+        msg = next((str(r.get("msg", "")) for r in res["results"] if r.get("failed")), "").strip()
+    # A module that died, or whose host went away under it, gets a generic message ("MODULE FAILURE",
+    # "Module result deserialization failed"): the why is the last line it wrote to stderr, or else the
+    # shell's 128+N exit status of a killed process.
+    stderr = str(res.get("module_stderr") or "").strip().splitlines()
+    rc = str(res.get("rc", ""))
+    if stderr and stderr[-1] not in msg:
+        msg = f"{msg.splitlines()[0] if msg else 'module failed'} ({stderr[-1]})"
+    elif not stderr and "module_stderr" in res and rc.isdigit() and int(rc) > 128:
+        msg = f"{msg} (exit status {rc}: killed by signal {int(rc) - 128})"
+    # Fact gathering only names the module that failed; say that module's why.
+    for module in (res.get("failed_modules") or {}).values():
+        inner = _failure_message(module)
+        if inner:
+            msg = f"{msg.rstrip('.')} ({inner})"
+        break
+    return msg[:2000]
 
 
 def _put_our_ansible_first_on_path() -> None:

@@ -173,7 +173,7 @@ BAD = [
     (
         "no nvidia-smi",
         {"preflight_nvidia_smi": "/nonexistent/nvidia-smi"},
-        "/nonexistent/nvidia-smi was not found on PATH; install the NVIDIA driver (role fleetserve.minimax.gpu_host) or set "
+        "/nonexistent/nvidia-smi was not found on PATH; install the NVIDIA driver (role fleetserve.minimax.nvidia_driver) or set "
         "nvidia_smi to its absolute path",
     ),
     (
@@ -256,7 +256,7 @@ def test_nvswitch_without_trained_fabric(preflight, tmp_path, fixtures_dir):
     assert rc == 2
     assert failure(tasks) == (
         "this host has 2 NVSwitches but the GPU fabric state is Not Started; start nvidia-fabricmanager "
-        "(role fleetserve.minimax.gpu_host) with the same version as the driver (580.159.04)"
+        "(role fleetserve.minimax.nvidia_fabricmanager) with the same version as the driver (580.159.04)"
     )
 
 

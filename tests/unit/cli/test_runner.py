@@ -48,6 +48,63 @@ def test_collector_summarises_failures_time_and_stats():
     assert [e["event"] for e in collector.events] == [e["event"] for e in events[:-1]]
 
 
+def test_a_failed_fact_gathering_says_why():
+    collector = runner._Collector(None)
+    res = {
+        "failed": True,
+        "msg": "The following modules failed to execute: ansible.legacy.setup.\n",
+        "failed_modules": {
+            "ansible.legacy.setup": {
+                "failed": True,
+                "msg": "MODULE FAILURE\nSee stdout/stderr for the exact error",
+                "module_stderr": "Error response from daemon: container 3f2a is not running\n",
+                "rc": 1,
+            }
+        },
+    }
+    collector(_event("runner_on_failed", "h1", task="Gathering Facts", res=res))
+    assert collector.hosts["h1"].failures == [
+        {
+            "task": "Gathering Facts",
+            "msg": "The following modules failed to execute: ansible.legacy.setup "
+            "(MODULE FAILURE (Error response from daemon: container 3f2a is not running))",
+        }
+    ]
+
+
+def test_a_module_that_died_says_why():
+    collector = runner._Collector(None)
+    res = {
+        "failed": True,
+        "msg": "MODULE FAILURE\nSee stdout/stderr for the exact error",
+        "module_stderr": "Error response from daemon: container 3f2a is not running\n",
+        "rc": 1,
+    }
+    collector(_event("runner_on_failed", "h1", task="Preflight | Read GPU facts", res=res))
+    # ansible-core 2.19's wording for a module that printed nothing at all
+    gone = dict(res, msg="Module result deserialization failed: No start of json char found")
+    collector(_event("runner_on_failed", "h2", task="Preflight | Read GPU facts", res=gone))
+    # the host killed while the module ran: nothing on stderr, the shell's 128+9
+    killed = dict(gone, module_stderr="", rc="137")
+    collector(_event("runner_on_failed", "h3", task="Preflight | Read GPU facts", res=killed))
+    # the same during fact gathering, where the reason is one level down
+    gathering = {
+        "msg": "The following modules failed to execute: ansible.legacy.setup.",
+        "failed_modules": {"ansible.legacy.setup": killed},
+    }
+    collector(_event("runner_on_failed", "h4", task="Gathering Facts", res=gathering))
+    assert collector.hosts["h4"].failures[0]["msg"] == (
+        "The following modules failed to execute: ansible.legacy.setup (Module result deserialization failed: "
+        "No start of json char found (exit status 137: killed by signal 9))"
+    )
+    assert [collector.hosts[h].failures[0]["msg"] for h in ("h1", "h2", "h3")] == [
+        "MODULE FAILURE (Error response from daemon: container 3f2a is not running)",
+        "Module result deserialization failed: No start of json char found "
+        "(Error response from daemon: container 3f2a is not running)",
+        "Module result deserialization failed: No start of json char found (exit status 137: killed by signal 9)",
+    ]
+
+
 def _result(hosts, rc=0, status="successful", events=()):
     return runner.RunResult("site.yml", status, rc, hosts, list(events), "/tmp/a", 1.0)
 

@@ -129,7 +129,7 @@ def test_driver_not_loaded_names_the_fix():
     err = _gpu.classify_failure(9, "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.")
     assert str(err).endswith(
         "load it with 'modprobe nvidia' or reboot after the driver install "
-        "(role fleetserve.minimax.gpu_host), then re-run"
+        "(role fleetserve.minimax.nvidia_driver), then re-run"
     )
 
 

@@ -303,7 +303,7 @@ REFUSALS = [
         gpus(8, driver="550.54.15"),
         None,
         {},
-        "sglang 0.5.23 needs NVIDIA driver >= 580, the host has 550.54.15; upgrade the driver (role fleetserve.minimax.gpu_host), "
+        "sglang 0.5.23 needs NVIDIA driver >= 580, the host has 550.54.15; upgrade the driver (role fleetserve.minimax.nvidia_driver), "
         "or pin an older release with preflight_engine_version (0.5.4.post1 needs Python >= 3.10, glibc >= 2.28, driver >= 525)",
     ),
     (

@@ -68,7 +68,7 @@ def test_missing_nvidia_smi(capsys, tmp_path):
     assert (out["rc"], out["reason"]) == (1, "nvidia_smi_missing")
     assert out["msg"] == (
         "nvidia-smi-not-here was not found on PATH; install the NVIDIA driver "
-        "(role fleetserve.minimax.gpu_host) or set nvidia_smi to its absolute path"
+        "(role fleetserve.minimax.nvidia_driver) or set nvidia_smi to its absolute path"
     )
 
 
