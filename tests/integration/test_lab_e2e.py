@@ -216,7 +216,11 @@ def test_release_failing_verification_is_rolled_back_and_stops_the_rollout(fleet
     outcomes = result["rollout"]
     canary = outcomes[WORKERS[0]]
     assert canary["action"] == "rolled_back", canary
-    assert canary["msg"].startswith(f"{WORKERS[0]}: rollout to sglang {OLD} failed at "), canary
+    assert canary["msg"].startswith(
+        f"{WORKERS[0]}: rollout to sglang {OLD} failed at 'Wait for SGLang to answer /health': "
+        "sglang.service exited (exit status 1) "
+    ), canary
+    assert "RuntimeError: simulated crash during start-up" in canary["msg"], canary
     assert canary["msg"].endswith(
         f"Rolled back to sglang {NEW} (verified, back in the routers); the rollout stops here."
     ), canary
