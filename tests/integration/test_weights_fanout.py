@@ -167,6 +167,20 @@ def test_seed_reads_origin_once_then_peer_copies_and_reruns_change_nothing(lab, 
 
     first = play(tmp_path, ansible_env, *extra)
     assert all(first[h] > 0 for h in HOSTS)
+    # The seed downloads in the background: the other hosts install rsync, check their copies and start
+    # the peer servers before anything waits for the download; the copies start after it.
+    at = 0
+    for task in (
+        "Resolve the snapshot's commit and manifest on the origin",
+        "Download the snapshot from the origin",
+        "Install the venv and rsync packages",
+        "Check this host's copy against the seed's manifest",
+        "Start the peer server",
+        "Wait until the seed has downloaded and verified the snapshot",
+        "Copy from a host that holds a verified copy",
+    ):
+        at = play.last.find("TASK [fleetserve.minimax.weights : Weights | " + task, at)
+        assert at >= 0, "task %r missing or out of order" % task
     # Only the seed has a downloader at all: the others can only have copied from a peer.
     venvs = [
         h for h in HOSTS if docker("exec", h, "test", "-e", "/opt/fleetserve/hf-venv", check=False).returncode == 0
