@@ -8,7 +8,7 @@ fs-weights-net. Each timed run is `ansible-playbook playbooks/weights.yml` on th
 model directory wiped, after the role ran once on every host for config.json only (packages, the
 downloader venv from a local wheelhouse, the peer server files: not timed).
 
-usage: bench/weights_fanout.py [--hosts 1,4,8] [--payload-mb 200] [--rate-mb 6] [--keep]
+usage: bench/weights_fanout.py [--hosts 1,4,8] [--payload-mb 200] [--rate-mb 6] [--shards 8] [--keep]
 prints {"payload_bytes": B, "results": [{"mode": "naive|fanout", "hosts": N, "seconds": t, "origin_bytes": b}]}
 """
 
@@ -103,8 +103,20 @@ class ThrottledProxy:
             ready.set()
             self.loop.run_forever()
 
-        threading.Thread(target=run, daemon=True).start()
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
         ready.wait(10)
+
+    def stop(self):
+        """Close the listening socket and end the loop's thread (connections still open are dropped)."""
+
+        async def close():
+            self.server.close()
+            await self.server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
 
 
 def load_maker():
@@ -228,6 +240,9 @@ def main():
     ap.add_argument("--payload-mb", type=float, default=200)
     ap.add_argument("--rate-mb", type=float, default=6, help="origin bandwidth cap, MiB/s")
     ap.add_argument("--modes", default="naive,fanout")
+    # Real checkpoints have dozens of shards; the streamed copy moves a shard once it has landed, so a
+    # payload in a handful of big shards would hide how it behaves.
+    ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--keep", action="store_true", help="leave the lab hosts running")
     ap.add_argument("--log-dir", type=Path, help="keep each ansible-playbook output here")
     a = ap.parse_args()
@@ -239,8 +254,8 @@ def main():
     olah_venv = sh("bash", str(ROOT / "scripts/testenv/olah.sh")).stdout.strip().splitlines()[-1]
     work = Path(tempfile.mkdtemp(prefix="fs-weights-bench-"))
     maker = load_maker()
-    shards = 4
-    log("building a %.0f MB repo" % a.payload_mb)
+    shards = a.shards
+    log("building a %.0f MB repo in %d shards" % (a.payload_mb, shards))
     maker.publish(work / "mirrors", work / "repos", REPO, shards=shards, shard_mb=a.payload_mb / shards)
     gateway = network_gateway()
     (work / "olah.toml").write_text(

@@ -34,6 +34,13 @@ options:
     description: Hosts each holder feeds at a time.
     type: int
     default: 1
+  announcing:
+    description:
+      - Hosts that fetch their copy during the fan-out (the seed downloading in the background) and announce it
+        like a receiver; the hosts fed by them wait for that announcement (and may stream from them meanwhile).
+    type: list
+    elements: str
+    default: []
   check_var:
     description: Name of the registered verification result on each host.
     type: str
@@ -69,7 +76,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.fleetserve.minimax.plugins.module_utils._weights_fanout import fanout_plan
 
 
-def weights_fanout_plan(hosts, hostvars, seed, degree=1, check_var="__weights_local", user="fleetserve", port=8873):
+def weights_fanout_plan(
+    hosts, hostvars, seed, degree=1, check_var="__weights_local", user="fleetserve", port=8873, announcing=()
+):
     hosts = list(hosts)
     holders, urls = [seed], {}
     for host in hosts:
@@ -80,7 +89,7 @@ def weights_fanout_plan(hosts, hostvars, seed, degree=1, check_var="__weights_lo
         address = hv.get("weights_peer_address") or hv.get("ansible_host") or host
         urls[host] = "rsync://%s@%s:%d/" % (user, "[%s]" % address if ":" in address else address, int(port))
     try:
-        plan = fanout_plan(holders, hosts, int(degree))
+        plan = fanout_plan(holders, hosts, int(degree), announcing=list(announcing or []))
     except ValueError as exc:
         raise AnsibleFilterError(str(exc))
     plan["urls"] = urls

@@ -322,15 +322,25 @@ def check_safetensors_index(root, index_name="model.safetensors.index.json"):
     return problems
 
 
-def check_file(root, rel, want, full=True):
-    """Problems of one file versus its manifest entry (size always, hashes when ``full``)."""
+def file_signature(path):
+    """What changes whenever a file's bytes may have: a rewrite, a rename over it, a touch."""
+    st = os.stat(path)
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def check_file(root, rel, want, full=True, known=None):
+    """Problems of one file versus its manifest entry (size always, hashes when ``full``).
+
+    ``known`` maps paths hashed earlier in this run to their ``file_signature`` then: such a file, still
+    the same, is not hashed again.
+    """
     path = os.path.join(root, rel)
     if not os.path.isfile(path):
         return {"path": rel, "problem": "missing", "detail": "expected %d bytes" % want["size"]}
     size = os.path.getsize(path)
     if size != want["size"]:
         return {"path": rel, "problem": "size", "detail": "%d bytes, the hub says %d" % (size, want["size"])}
-    if not full:
+    if not full or (known and known.get(rel) == file_signature(path)):
         return None
     if want.get("sha256"):
         got = sha256_file(path)
@@ -347,11 +357,11 @@ def check_file(root, rel, want, full=True):
     return None
 
 
-def verify_tree(root, manifest, full=True):
+def verify_tree(root, manifest, full=True, known=None):
     """Check a local snapshot against its manifest and its safetensors index. Returns a report dict."""
     problems = []
     for rel in sorted(manifest["files"]):
-        p = check_file(root, rel, manifest["files"][rel], full=full)
+        p = check_file(root, rel, manifest["files"][rel], full=full, known=known)
         if p:
             problems.append(p)
     extra = [rel for rel in list_files(root) if rel not in manifest["files"]]
@@ -405,10 +415,14 @@ def manifest_from_marker(marker):
     return {"repo_id": marker["repo_id"], "revision": marker["revision"], "files": marker["files"]}
 
 
+def staging_name(name, commit):
+    return ".%s.staging-%s" % (name, commit[:12])
+
+
 def staging_dir(dest, commit):
     """Sibling of ``dest`` (same filesystem, so publishing is one rename), one per commit."""
     dest = os.path.abspath(dest).rstrip("/")
-    return os.path.join(os.path.dirname(dest), ".%s.staging-%s" % (os.path.basename(dest), commit[:12]))
+    return os.path.join(os.path.dirname(dest), staging_name(os.path.basename(dest), commit))
 
 
 def hf_metadata_path(root, rel):

@@ -24,23 +24,28 @@ class FanoutError(WeightsError):
     """A fan-out wait that cannot succeed; the message names the host to look at and the fix."""
 
 
-def fanout_plan(holders, hosts, degree=1):
+def fanout_plan(holders, hosts, degree=1, announcing=()):
     """The whole fan-out for one task.
 
-    ``holders`` hold a verified copy before the task (the seed first); ``hosts`` are the play's hosts in
-    play order. Returns ``sources`` (receiver -> host it copies from), ``after`` (receiver -> hosts that
-    must announce a verified copy before it starts: its source when that is a receiver too, and the
-    hosts its source fed the round before, so a source feeds ``degree`` hosts at a time as in the round
-    schedule) and ``servers`` (hosts that must run a peer server, in play order).
+    ``holders`` hold a verified copy before the task (the seed first), or, for those also in
+    ``announcing`` (the seed downloading in the background), will announce one; ``hosts`` are the play's
+    hosts in play order. Returns ``sources`` (receiver -> host it copies from), ``after`` (receiver ->
+    hosts that must announce a verified copy before its copy completes: its source when that is a
+    receiver or an announcing holder, and the hosts its source fed the round before, so a source feeds
+    ``degree`` hosts at a time as in the round schedule) and ``servers`` (hosts that must run a peer
+    server, in play order).
     """
     holders = list(holders)
+    stray = [h for h in announcing if h not in holders]
+    if stray:
+        raise ValueError("only hosts that hold or fetch a copy themselves can announce it beforehand: %s" % stray)
     rounds = fanout_rounds(holders, list(hosts), degree)
     sources, after, fed_last_round = {}, {}, {}
     for rnd in rounds:
         fed = {}
         for receiver, source in rnd.items():
             sources[receiver] = source
-            deps = [] if source in holders else [source]
+            deps = [] if source in holders and source not in announcing else [source]
             deps += [h for h in fed_last_round.get(source, []) if h not in deps]
             after[receiver] = deps
             fed.setdefault(source, []).append(receiver)
@@ -88,7 +93,7 @@ def poll_outcome(rc, err, host, url):
     )
 
 
-def wait_for_hosts(waits, run_id, fetch, clock, sleep, timeout, unreachable_grace=120.0, interval=0.5):
+def wait_for_hosts(waits, run_id, fetch, clock, sleep, timeout, unreachable_grace=120.0, interval=0.5, max_delay=5.0):
     """Block until every ``(host, url)`` in ``waits`` announces a verified copy for ``run_id``.
 
     ``fetch(url) -> (rc, text, err)`` reads a ready file; ``clock``/``sleep`` are injectable for tests.
@@ -126,8 +131,35 @@ def wait_for_hosts(waits, run_id, fetch, clock, sleep, timeout, unreachable_grac
                 % (waited, " and ".join(h for h, _u in pending), pending[0][0])
             )
         sleep(min(delay, max(timeout - waited, 0)))
-        delay = min(delay * 1.5, 5.0)
+        delay = min(delay * 1.5, max_delay)
     return clock() - start
+
+
+def stream_copy(pending, source_state, pull, arrived, clock, sleep, timeout, interval=0.5):
+    """Copy files while the source is still filling its staging area, each as soon as it lands there.
+
+    A source that downloads (or copies) writes each file under its final name in one rename, so a file
+    found there is whole; whether it is *right* is decided here by hashing it against the hub's manifest.
+    ``source_state() -> 'waiting' | 'ready' | 'unreachable'`` (a failed source raises FanoutError);
+    ``pull(paths)`` makes one pass over ``paths`` (those the source does not hold yet are skipped);
+    ``arrived(paths) -> (verified, rejected)`` checks which of ``paths`` are now held and right here.
+    A rejected file is not pulled again while streaming: the copy after the source's announcement takes
+    it, with whatever the source replaced it with. Returns the paths still missing when the source
+    announced, stopped answering, or ``timeout`` passed; the caller's full copy and verification follow.
+    """
+    pending, rejected = set(pending), set()
+    start = clock()
+    while pending - rejected and clock() - start < timeout:
+        if source_state() != "waiting":
+            break
+        want = sorted(pending - rejected)
+        pull(want)
+        verified, bad = arrived(want)
+        pending -= set(verified)
+        rejected |= set(bad)
+        if not verified:
+            sleep(interval)
+    return pending
 
 
 def _tail(err):

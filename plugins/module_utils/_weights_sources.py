@@ -102,15 +102,24 @@ class Peer:
     """A host of the fleet that holds (or will hold) the verified snapshot, read through its rsync daemon.
 
     The hub is not contacted: the manifest comes from the host that read the hub, so a peer's copy is
-    checked against the hub's metadata, never against itself. With ``peer_wait`` the copy starts only once
-    those hosts announce a verified copy for this fan-out run (``_weights_fanout.wait_for_hosts``). A
-    password given inline goes to rsync through a 0600 file in a private directory, removed on exit.
+    checked against the hub's metadata, never against itself. With ``peer_wait`` the copy completes only
+    once those hosts announce a verified copy for this fan-out run (``_weights_fanout.wait_for_hosts``);
+    with ``peer_stream`` it starts before, taking each file from the source's staging area as soon as it
+    lands there (``_weights_fanout.stream_copy``), so the copies run under the seed's download instead of
+    after it. A password given inline goes to rsync through a 0600 file in a private directory, removed
+    on exit.
     """
+
+    # rsync exit codes of a streaming pass that only mean "not there (yet)": partial transfer, vanished.
+    _STREAM_PARTIAL = frozenset([0, 23, 24])
 
     def __init__(self, module, scratch):
         p = module.params
         self.module, self.url, self.password_file = module, p["peer_url"].rstrip("/") + "/", p["peer_password_file"]
         self.manifest = p["manifest"]
+        self.scratch = scratch
+        self.verified = {}  # path -> file_signature of the copy hashed while streaming
+        self.streamed = 0
         self.rsync = module.get_bin_path("rsync", required=True)
         if self.password_file:
             w.check_token_file_mode(self.password_file, os.stat(self.password_file).st_mode)
@@ -148,16 +157,85 @@ class Peer:
         finally:
             shutil.rmtree(into, ignore_errors=True)
 
-    def wait(self):
+    def wait(self, timeout):
         p = self.module.params
         waits = sorted(p["peer_wait"].items())
         if waits:
+            # After streaming, the wait is the tail of the copy: poll at least each second rather than back off.
             fanout.wait_for_hosts(
-                waits, p["fanout_run"], self._fetch_ready, time.monotonic, time.sleep, p["peer_timeout"]
+                waits,
+                p["fanout_run"],
+                self._fetch_ready,
+                time.monotonic,
+                time.sleep,
+                timeout,
+                max_delay=1.0 if p["peer_stream"] else 5.0,
             )
 
+    def _source_wait(self):
+        """The (host, ready URL) of ``peer_wait`` served by the same peer server as ``peer_url``, if any."""
+        server = "/".join(self.url.split("/", 3)[:3]) + "/"
+        for host, url in sorted(self.module.params["peer_wait"].items()):
+            if url.startswith(server):
+                return host, url
+        return None
+
+    def _stream(self, commit, staging):
+        """Copy what the source already holds while it still fetches; returns what is left, None if no stream."""
+        source = self._source_wait()
+        if not source:
+            return None  # the source held its copy before this run: nothing is landing there
+        host, ready_url = source
+        p, files = self.module.params, self.manifest["files"]
+        parent, name = self.url.rstrip("/").rsplit("/", 1)
+        url = "%s/%s/" % (parent, w.staging_name(name, commit))
+        private = tempfile.mkdtemp(prefix="fleetserve-stream-")
+        self.scratch.append(private)
+        wanted = os.path.join(private, "files")
+
+        def state():
+            rc, text, err = self._fetch_ready(ready_url)
+            outcome = fanout.poll_outcome(rc, err, host, ready_url)
+            if outcome == "unreachable":
+                return outcome  # the wait that follows gives a peer server time to come up, then names it
+            return "ready" if outcome == "fetched" and fanout.read_ready(text, p["fanout_run"], host) else "waiting"
+
+        def pull(paths):
+            with open(wanted, "w") as fh:
+                fh.write("".join(rel + "\n" for rel in paths))
+            argv = [self.rsync, "-a", "--files-from=" + wanted, "--ignore-missing-args"] + self._auth()
+            rc, _out, err = self.module.run_command(argv + [url, staging.rstrip("/") + "/"])
+            if rc not in self._STREAM_PARTIAL:
+                self.module.debug("streaming pass from %s: rsync rc %d: %s" % (url, rc, err.strip()[-300:]))
+
+        def arrived(paths):
+            verified, rejected = [], []
+            for rel in paths:
+                if w.check_file(staging, rel, files[rel], full=False):
+                    continue  # not landed yet
+                if w.check_file(staging, rel, files[rel], full=True):
+                    os.unlink(os.path.join(staging, rel))
+                    rejected.append(rel)
+                else:
+                    self.verified[rel] = w.file_signature(os.path.join(staging, rel))
+                    verified.append(rel)
+            return verified, rejected
+
+        pending = set(files) - set(self.verified)
+        left = fanout.stream_copy(pending, state, pull, arrived, time.monotonic, time.sleep, p["peer_timeout"])
+        self.streamed += len(pending) - len(left)
+        return left
+
     def download(self, commit, staging, params):
-        self.wait()
+        # peer_timeout bounds the whole wait for the source, streaming included, not each phase of it.
+        deadline = time.monotonic() + params["peer_timeout"]
+        if params["peer_stream"] and self._stream(commit, staging) == set():
+            # Every file is here and hashed right against the hub's manifest: this copy no longer depends on
+            # its source, so it need not wait for its announcement (each hop of a chain ends as soon as its
+            # last file is in, not one publish after the host before it).
+            return
+        self.wait(max(deadline - time.monotonic(), 1.0))
+        # Files streamed above are already here with the source's times: rsync's quick check skips them.
         argv = [self.rsync, "-a", "--delete", "--exclude=/.cache/", "--exclude=/" + w.MARKER] + self._auth()
         rc, _out, err = self.module.run_command(argv + [self.url, staging.rstrip("/") + "/"])
         if rc != 0:

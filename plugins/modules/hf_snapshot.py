@@ -137,8 +137,18 @@ options:
       - Where this host announces, for O(fanout_run), that its copy is verified and published (or that it failed,
         with the reason), for hosts that wait for it. Written last, atomically; readable by all (it holds no secret).
     type: path
+  peer_stream:
+    description:
+      - Start copying before the source announces its copy. Each file is taken from the source's staging area
+        as soon as it lands there, hashed against O(manifest) at once, and not hashed again at the end. Copies
+        along a chain of hosts then run while the seed still downloads instead of after it.
+      - Only when the source is one of O(peer_wait) (a host that fetches or copies in this run). A file that
+        fails its hash is left for the copy made after the source's announcement. When every file has been
+        streamed in and hashed right, the copy is complete without waiting for O(peer_wait) at all.
+    type: bool
+    default: false
   peer_timeout:
-    description: Seconds to wait for the hosts of O(peer_wait) before failing.
+    description: Seconds to wait for the hosts of O(peer_wait) before failing, streaming (O(peer_stream)) included.
     type: int
     default: 14400
   manifest:
@@ -210,6 +220,10 @@ bytes:
 download_bytes:
   description: Bytes that had to be (or, in check mode, would be) fetched from the hub.
   returned: always
+  type: int
+streamed:
+  description: Files copied from a peer while it was still fetching them itself (O(peer_stream)).
+  returned: when something was downloaded or copied
   type: int
 refetched:
   description: Files that failed verification after the download and were fetched again.
@@ -343,7 +357,8 @@ def run(module):
         return result
     _prepare_staging(staging, dest, manifest)
     hub.download(commit, staging, p)
-    report = w.verify_tree(staging, manifest, full=True)
+    # A peer's copy hashed file by file while it streamed in is not hashed again.
+    report = w.verify_tree(staging, manifest, full=True, known=getattr(hub, "verified", None))
     if not report["ok"]:
         result["refetched"] = sorted(set(x["path"] for x in report["problems"]))
         for rel in result["refetched"]:
@@ -355,6 +370,7 @@ def run(module):
                 "the download of %s@%s still fails verification after a second fetch: %s; "
                 "check the mirror's copy" % (p["repo_id"], commit, report["problems"][:5])
             )
+    result["streamed"] = getattr(hub, "streamed", 0)
     _publish(
         staging,
         dest,
@@ -391,6 +407,7 @@ def main():
             peer_wait=dict(type="dict", default={}),
             fanout_run=dict(type="str"),
             ready_file=dict(type="path"),
+            peer_stream=dict(type="bool", default=False),
             peer_timeout=dict(type="int", default=14400),
             manifest=dict(type="dict"),
         ),

@@ -101,9 +101,10 @@ def publish(mirrors_dir: Path, repos_path: Path, repo_id: str, **kwargs) -> str:
     return sha
 
 
-def olah_config(mirrors_dir: Path, repos_path: Path, port: int, host: str = "127.0.0.1") -> str:
-    """olah.toml for offline mode. ``host`` is where it listens and the address it hands to clients."""
-    netloc = f"{host}:{port}"
+def olah_config(mirrors_dir: Path, repos_path: Path, port: int, host: str = "127.0.0.1", netloc: str = "") -> str:
+    """olah.toml for offline mode. ``host`` is where it listens; ``netloc`` (default host:port) is the address
+    it hands to clients, another one when they reach it through a proxy."""
+    netloc = netloc or f"{host}:{port}"
     return f"""[basic]
 host = "{host}"
 port = {port}

@@ -8,9 +8,12 @@ rsync from Debian. Missing Docker or image fails the test. Containers and networ
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -167,8 +170,9 @@ def test_seed_reads_origin_once_then_peer_copies_and_reruns_change_nothing(lab, 
 
     first = play(tmp_path, ansible_env, *extra)
     assert all(first[h] > 0 for h in HOSTS)
-    # The seed downloads in the background: the other hosts install rsync, check their copies and start
-    # the peer servers before anything waits for the download; the copies start after it.
+    # The seed downloads in the background: the other hosts install rsync, check their copies, start the
+    # peer servers and copy (streaming from the seed, then waiting for its announcement) before the play
+    # waits for the download itself.
     at = 0
     for task in (
         "Resolve the snapshot's commit and manifest on the origin",
@@ -176,8 +180,8 @@ def test_seed_reads_origin_once_then_peer_copies_and_reruns_change_nothing(lab, 
         "Install the venv and rsync packages",
         "Check this host's copy against the seed's manifest",
         "Start the peer server",
-        "Wait until the seed has downloaded and verified the snapshot",
         "Copy from a host that holds a verified copy",
+        "Wait until the seed has downloaded and verified the snapshot",
     ):
         at = play.last.find("TASK [fleetserve.minimax.weights : Weights | " + task, at)
         assert at >= 0, "task %r missing or out of order" % task
@@ -186,11 +190,8 @@ def test_seed_reads_origin_once_then_peer_copies_and_reruns_change_nothing(lab, 
         h for h in HOSTS if docker("exec", h, "test", "-e", "/opt/fleetserve/hf-venv", check=False).returncode == 0
     ]
     assert venvs == [HOSTS[0]]
-    # t3 was planned to wait for t2, and the plan held: t3's copy was published after t2's.
-    published = {
-        h: float(docker("exec", h, "stat", "-c", "%.9Y", MODEL_DIR + "/.fleetserve-weights.json").stdout) for h in HOSTS
-    }
-    assert published["fs-fanout-t1"] < published["fs-fanout-t2"] < published["fs-fanout-t3"]
+    # (No order of publication is asserted: a receiver that streamed every file in and hashed it right
+    # publishes without waiting for its source, possibly before it; the plan's order is unit-tested.)
     source = digests(origin["mirrors"] / "models" / REPO)
     for h in HOSTS:
         assert host_digests(h, tmp_path) == source
@@ -225,3 +226,60 @@ def test_seed_reads_origin_once_then_peer_copies_and_reruns_change_nothing(lab, 
     assert [h for h in HOSTS if after[h] != before[h]] == [HOSTS[2]]
     assert host_digests(HOSTS[2], tmp_path) == source
     assert_fanout_cleaned_up()
+
+
+def free_port(host, ports):
+    for port in ports:
+        try:
+            socket.create_server((host, port)).close()
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port on %s in %s" % (host, ports))
+
+
+@contextlib.contextmanager
+def throttled_proxy(listen, port, target_port, rate):
+    """The bench's bandwidth-capped, byte-counting TCP proxy (bench/weights_fanout.py) to 127.0.0.1:target_port."""
+    spec = importlib.util.spec_from_file_location("weights_fanout_bench", ROOT / "bench" / "weights_fanout.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    proxy = bench.ThrottledProxy(listen, port, target_port, rate)
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+def test_receivers_stream_each_shard_while_the_seed_still_downloads(lab, tmp_path_factory, tmp_path, ansible_env):
+    slow_repo = "local-org/fanout-slow"
+    port = free_port(lab, range(18250, 18260))
+    with olah_server(
+        tmp_path_factory.mktemp("olah-slow"),
+        {slow_repo: {"shards": 6, "shard_mb": 2}},
+        ports=range(18240, 18250),
+        netloc="%s:%d" % (lab, port),
+    ) as o, throttled_proxy(lab, port, int(o["url"].rsplit(":", 1)[1]), 1024 * 1024) as proxy:
+        # ~12 MB at 1 MiB/s: the seed is still downloading when the other hosts reach the copy task.
+        extra = {
+            "weights_repo_id": slow_repo,
+            "weights_dir": "/srv/models/fanout-slow",
+            "weights_endpoint": "http://%s:%d" % (lab, port),
+            "weights_pip_extra_args": "--no-index --find-links /srv/wheels",
+            "fleetserve_secure_logging": False,  # to read each copy's result; nothing secret is in this lab
+        }
+        changed = play(tmp_path, ansible_env, "-v", "-e", json.dumps(extra))
+        assert all(changed[h] > 0 for h in HOSTS)
+        source = digests(o["mirrors"] / "models" / slow_repo)
+        for h in HOSTS:
+            out = tmp_path / h
+            docker("cp", "%s:/srv/models/fanout-slow" % h, str(out))
+            assert digests(out) == source
+        assert_fanout_cleaned_up()
+        # The origin served one copy, and the seed's first receiver took shards from its staging directory
+        # while the download ran (hf_snapshot's streamed count, printed with -v once no_log is off).
+        shards = sum(f.stat().st_size for f in (o["mirrors"] / "models" / slow_repo).glob("*.safetensors"))
+        assert shards <= proxy.sent < shards + 1e6
+        streamed = [int(n) for n in re.findall(r'"streamed": (\d+)', play.last)]
+        assert max(streamed, default=0) >= 3, streamed

@@ -46,8 +46,10 @@ def _free_port(ports):
 
 
 @contextlib.contextmanager
-def olah_server(base: Path, repos: dict, host: str = "127.0.0.1", ports=PORTS):
-    """olah 0.5.4 offline, serving ``repos`` ({repo_id: make_repo kwargs}). Fails, never skips, without olah."""
+def olah_server(base: Path, repos: dict, host: str = "127.0.0.1", ports=PORTS, netloc: str = ""):
+    """olah 0.5.4 offline, serving ``repos`` ({repo_id: make_repo kwargs}). Fails, never skips, without olah.
+
+    ``netloc`` is the address olah hands to clients when they reach it through a proxy (default its own)."""
     venv = (
         subprocess.run(["bash", str(ROOT / "scripts/testenv/olah.sh")], check=True, capture_output=True, text=True)
         .stdout.strip()
@@ -57,7 +59,7 @@ def olah_server(base: Path, repos: dict, host: str = "127.0.0.1", ports=PORTS):
     maker = _load_maker()
     commits = {repo: maker.publish(mirrors, cache, repo, **kwargs) for repo, kwargs in repos.items()}
     port = _free_port(ports)
-    (base / "olah.toml").write_text(maker.olah_config(mirrors, cache, port, host))
+    (base / "olah.toml").write_text(maker.olah_config(mirrors, cache, port, host, netloc))
     log = open(base / "olah.log", "w")
     proc = subprocess.Popen(
         [os.path.join(venv, "bin", "olah-cli"), "-c", str(base / "olah.toml")],

@@ -31,3 +31,13 @@ def test_holders_come_from_the_checks_and_urls_from_the_inventory():
 def test_value_errors_become_filter_errors():
     with pytest.raises(AnsibleFilterError, match="^weights_fanout_degree is 0: set it to 1 or more$"):
         plan(["h1", "h2"], {"h1": {}, "h2": {}}, seed="h1", degree=0)
+
+
+def test_a_seed_downloading_in_the_background_is_waited_for_only_by_the_hosts_it_feeds():
+    hostvars = {"h1": {}, "h2": {"__weights_local": {"ok": False}}, "h3": {"__weights_local": {"ok": True}}}
+    hostvars["h4"] = {"__weights_local": {"ok": False}}
+    got = plan(["h1", "h2", "h3", "h4"], hostvars, seed="h1", announcing=["h1"])
+    assert got["sources"] == {"h2": "h1", "h4": "h3"}
+    assert got["after"] == {"h2": ["h1"], "h4": []}  # h3 held its copy before the run: nothing to wait for
+    with pytest.raises(AnsibleFilterError, match=r"announce it beforehand: \['h2'\]"):
+        plan(["h1", "h2"], {"h1": {}, "h2": {}}, seed="h1", announcing=["h2"])

@@ -195,6 +195,21 @@ def test_verify_tree_ignores_hub_bookkeeping_and_marker(repo):
     assert w.verify_tree(str(root), manifest)["ok"] is True
 
 
+def test_a_file_hashed_earlier_in_the_run_is_trusted_only_while_it_is_unchanged(repo):
+    root, manifest = repo
+    shard = sorted(r for r in manifest["files"] if r.endswith(".safetensors"))[0]
+    path = root / shard
+    known = {shard: w.file_signature(str(path))}
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))  # same size, same inode: only the mtime tells
+    os.utime(path, ns=(known[shard][3], known[shard][3]))
+    assert w.verify_tree(str(root), manifest, known=known)["ok"] is True  # the signature is all it checks
+    os.utime(path, ns=(known[shard][3] + 1, known[shard][3] + 1))
+    report = w.verify_tree(str(root), manifest, known=known)
+    assert [(p["path"], p["problem"]) for p in report["problems"]] == [(shard, "sha256")]
+
+
 def flip_byte(path, offset=-1):
     data = bytearray(path.read_bytes())
     data[offset] ^= 0xFF

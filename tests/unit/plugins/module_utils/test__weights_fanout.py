@@ -174,3 +174,15 @@ def test_a_source_failing_while_we_wait_ends_the_wait_at_once():
     with pytest.raises(f.FanoutError, match="^h2, which this host copies from or waits for, failed: disk full;"):
         f.wait_for_hosts([("h2", "u2")], "r", peers.fetch, peers.clock, peers.sleep, timeout=3600)
     assert peers.now < 2
+
+
+def test_the_wait_backs_off_to_at_most_max_delay():
+    now, sleeps = [0.0], []
+
+    def sleep(s):
+        sleeps.append(s)
+        now[0] += s
+
+    with pytest.raises(f.FanoutError, match="in vain"):
+        f.wait_for_hosts([("h1", "u")], "r1", lambda url: (23, "", ""), lambda: now[0], sleep, 20.0, max_delay=1.0)
+    assert sleeps[:3] == [0.5, 0.75, 1.0] and max(sleeps) == 1.0

@@ -139,7 +139,7 @@ def test_the_copy_waits_for_its_source_before_rsync_runs(tmp_path, capsys, monke
     monkeypatch.setattr(
         hf_snapshot.Peer,
         "wait",
-        lambda self: waited.append((sorted(self.module.params["peer_wait"]), len(FakeRsync.calls))),
+        lambda self, timeout: waited.append((sorted(self.module.params["peer_wait"]), len(FakeRsync.calls))),
     )
     out = run_module(
         capsys,
