@@ -8,7 +8,7 @@ fs-weights-net. Each timed run is `ansible-playbook playbooks/weights.yml` on th
 model directory wiped, after the role ran once on every host for config.json only (packages, the
 downloader venv from a local wheelhouse, the peer server files: not timed).
 
-usage: bench/weights_fanout.py [--hosts 1,4,8] [--payload-mb 200] [--rate-mb 6] [--shards 8] [--keep]
+usage: bench/weights_fanout.py [--hosts 1,4,8] [--payload-mb 200] [--rate-mb 6] [--shards 32] [--keep]
 prints {"payload_bytes": B, "results": [{"mode": "naive|fanout", "hosts": N, "seconds": t, "origin_bytes": b}]}
 """
 
@@ -240,9 +240,11 @@ def main():
     ap.add_argument("--payload-mb", type=float, default=200)
     ap.add_argument("--rate-mb", type=float, default=6, help="origin bandwidth cap, MiB/s")
     ap.add_argument("--modes", default="naive,fanout")
-    # Real checkpoints have dozens of shards; the streamed copy moves a shard once it has landed, so a
-    # payload in a handful of big shards would hide how it behaves.
-    ap.add_argument("--shards", type=int, default=8)
+    # The streamed copy moves a shard once it has landed at the seed. huggingface-hub downloads
+    # weights_max_workers (8) files at once, so shards land in waves: MiniMax-M2.x's 130 shards make about
+    # 16 waves. With 8 shards every shard lands in the last second, the one shape no real checkpoint has;
+    # 32 keeps 4 waves at a size the bench can move.
+    ap.add_argument("--shards", type=int, default=32)
     ap.add_argument("--keep", action="store_true", help="leave the lab hosts running")
     ap.add_argument("--log-dir", type=Path, help="keep each ansible-playbook output here")
     a = ap.parse_args()
