@@ -261,8 +261,10 @@ def test_receivers_stream_each_shard_while_the_seed_still_downloads(lab, tmp_pat
         ports=range(18240, 18250),
         netloc="%s:%d" % (lab, port),
     ) as o, throttled_proxy(lab, port, int(o["url"].rsplit(":", 1)[1]), 1024 * 1024) as proxy:
-        # ~12 MB at 1 MiB/s: the seed is still downloading when the other hosts reach the copy task.
+        # ~12 MB at 1 MiB/s, one file at a time: a shard lands at the seed every 2 s, and the seed is still
+        # downloading when the other hosts reach the copy task.
         extra = {
+            "weights_max_workers": 1,
             "weights_repo_id": slow_repo,
             "weights_dir": "/srv/models/fanout-slow",
             "weights_endpoint": "http://%s:%d" % (lab, port),
@@ -283,3 +285,20 @@ def test_receivers_stream_each_shard_while_the_seed_still_downloads(lab, tmp_pat
         assert shards <= proxy.sent < shards + 1e6
         streamed = [int(n) for n in re.findall(r'"streamed": (\d+)', play.last)]
         assert max(streamed, default=0) >= 3, streamed
+        # The copies ran under the download, not after it: each receiver held its first shard before the
+        # seed's last shard had landed. A file's ctime is when it arrived on that host (rsync -a keeps the
+        # source's mtime; nothing touches the inodes after, the publish renames the directory).
+        landed = {h: arrival_times(h, "/srv/models/fanout-slow") for h in HOSTS}
+        seed_last = max(landed[HOSTS[0]].values())
+        for h in HOSTS[1:]:
+            first = min(landed[h], key=landed[h].get)
+            assert landed[h][first] < seed_last, (h, first, landed[h][first], seed_last)
+
+
+def arrival_times(host, directory):
+    """{shard: ctime} of the safetensors files in ``directory`` on ``host`` (one clock: the lab's kernel)."""
+    script = (
+        "import json, os, sys; d = sys.argv[1]; "
+        "print(json.dumps({n: os.stat(os.path.join(d, n)).st_ctime for n in os.listdir(d) if n.endswith('.safetensors')}))"
+    )
+    return json.loads(docker("exec", host, "python3", "-c", script, directory).stdout)
