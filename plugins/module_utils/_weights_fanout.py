@@ -93,6 +93,18 @@ def poll_outcome(rc, err, host, url):
     )
 
 
+def poll_announcement(fetch, host, url, run_id):
+    """One poll of ``host``'s ready file: ``(state, rc, err)``, state 'ready', 'waiting' or 'unreachable'.
+
+    A failure announced for this run, or a peer server that refuses the poll, raises FanoutError.
+    """
+    rc, text, err = fetch(url)
+    outcome = poll_outcome(rc, err, host, url)
+    if outcome == "unreachable":
+        return outcome, rc, err
+    return ("ready" if outcome == "fetched" and read_ready(text, run_id, host) else "waiting"), rc, err
+
+
 def wait_for_hosts(waits, run_id, fetch, clock, sleep, timeout, unreachable_grace=120.0, interval=0.5, max_delay=5.0):
     """Block until every ``(host, url)`` in ``waits`` announces a verified copy for ``run_id``.
 
@@ -106,10 +118,9 @@ def wait_for_hosts(waits, run_id, fetch, clock, sleep, timeout, unreachable_grac
     delay = interval
     while pending:
         for host, url in list(pending):
-            rc, text, err = fetch(url)
-            outcome = poll_outcome(rc, err, host, url)
+            state, rc, err = poll_announcement(fetch, host, url, run_id)
             now = clock()
-            if outcome == "unreachable":
+            if state == "unreachable":
                 since = unreachable_since.setdefault(host, now)
                 if now - since >= unreachable_grace:
                     raise FanoutError(
@@ -119,7 +130,7 @@ def wait_for_hosts(waits, run_id, fetch, clock, sleep, timeout, unreachable_grac
                     )
                 continue
             unreachable_since.pop(host, None)
-            if outcome == "fetched" and read_ready(text, run_id, host):
+            if state == "ready":
                 pending.remove((host, url))
         if not pending:
             break

@@ -194,11 +194,8 @@ class Peer:
         wanted = os.path.join(private, "files")
 
         def state():
-            rc, text, err = self._fetch_ready(ready_url)
-            outcome = fanout.poll_outcome(rc, err, host, ready_url)
-            if outcome == "unreachable":
-                return outcome  # the wait that follows gives a peer server time to come up, then names it
-            return "ready" if outcome == "fetched" and fanout.read_ready(text, p["fanout_run"], host) else "waiting"
+            # 'unreachable' ends the stream: the wait that follows gives a peer server time to come up, then names it.
+            return fanout.poll_announcement(self._fetch_ready, host, ready_url, p["fanout_run"])[0]
 
         def pull(paths):
             with open(wanted, "w") as fh:
