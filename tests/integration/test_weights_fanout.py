@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 
 from fleetserve.lab import SYSTEMD_RUN_ARGS
 
-from test_weights_olah import ROOT, digests, olah_server
+from test_weights_olah import ROOT, digests, free_port, olah_server
 
 IMAGE = os.environ.get("FLEETSERVE_LAB_IMAGE", "fleetserve/lab-systemd:bookworm")
 NET = "fs-fanout-net"
@@ -228,16 +227,6 @@ def test_seed_reads_origin_once_then_peer_copies_and_reruns_change_nothing(lab, 
     assert_fanout_cleaned_up()
 
 
-def free_port(host, ports):
-    for port in ports:
-        try:
-            socket.create_server((host, port)).close()
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port on %s in %s" % (host, ports))
-
-
 @contextlib.contextmanager
 def throttled_proxy(listen, port, target_port, rate):
     """The bench's bandwidth-capped, byte-counting TCP proxy (bench/weights_fanout.py) to 127.0.0.1:target_port."""
@@ -254,7 +243,7 @@ def throttled_proxy(listen, port, target_port, rate):
 
 def test_receivers_stream_each_shard_while_the_seed_still_downloads(lab, tmp_path_factory, tmp_path, ansible_env):
     slow_repo = "local-org/fanout-slow"
-    port = free_port(lab, range(18250, 18260))
+    port = free_port(range(18250, 18260), lab)
     with olah_server(
         tmp_path_factory.mktemp("olah-slow"),
         {slow_repo: {"shards": 6, "shard_mb": 2}},

@@ -37,12 +37,15 @@ def _load_maker():
     return mod
 
 
-def _free_port(ports):
+def free_port(ports, host="127.0.0.1"):
+    """The first of ``ports`` that nothing holds on ``host``."""
     for port in ports:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    raise RuntimeError("no free port in %s-%s for olah" % (ports[0], ports[-1]))
+        try:
+            socket.create_server((host, port)).close()
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port on %s in %s-%s" % (host, ports[0], ports[-1]))
 
 
 @contextlib.contextmanager
@@ -58,7 +61,7 @@ def olah_server(base: Path, repos: dict, host: str = "127.0.0.1", ports=PORTS, n
     mirrors, cache = base / "mirrors", base / "repos"
     maker = _load_maker()
     commits = {repo: maker.publish(mirrors, cache, repo, **kwargs) for repo, kwargs in repos.items()}
-    port = _free_port(ports)
+    port = free_port(ports, host)
     (base / "olah.toml").write_text(maker.olah_config(mirrors, cache, port, host, netloc))
     log = open(base / "olah.log", "w")
     proc = subprocess.Popen(
@@ -309,7 +312,7 @@ class GatedHub(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def gated_hub():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port(range(18220, 18230))), GatedHub)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port(range(18220, 18230))), GatedHub)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     GatedHub.seen_auth.clear()
     yield "http://127.0.0.1:%d" % server.server_address[1]
