@@ -354,18 +354,22 @@ def _ensure_origin(gateway: str) -> dict:
     base = state_dir() / "hub"
     mirrors, cache = base / "mirrors", base / "cache"
     maker = root / "scripts" / "testenv" / "make_tiny_repos.py"
+    # The lab's own venv (requirements/lab.txt): olah, and the numpy + safetensors the model maker needs,
+    # which the controller venv does not have.
+    venv = _run(["bash", str(root / "scripts" / "testenv" / "olah.sh")], "installing the lab venv (olah)")
+    venv = venv.strip().splitlines()[-1]
+    python = os.path.join(venv, "bin", "python")
     if not (mirrors / "models" / MODEL_REPO / ".git").exists():
         # Published once per lab: a second commit would be a new revision, and a re-deploy would fetch it.
         _run(
-            [sys.executable, str(maker), "repo", str(mirrors), str(cache), MODEL_REPO, "--shards", str(MODEL_SHARDS)],
+            [python, str(maker), "repo", str(mirrors), str(cache), MODEL_REPO, "--shards", str(MODEL_SHARDS)],
             "publishing the lab model to the hub mirror",
         )
-    venv = _run(["bash", str(root / "scripts" / "testenv" / "olah.sh")], "installing olah").strip().splitlines()[-1]
     port = _free_port(gateway)
     config = base / "olah.toml"
     config.write_text(
         _run(
-            [sys.executable, str(maker), "olah-config", str(mirrors), str(cache), str(port), "--host", gateway],
+            [python, str(maker), "olah-config", str(mirrors), str(cache), str(port), "--host", gateway],
             "writing the olah configuration",
         )
     )
