@@ -13,8 +13,10 @@ facts, the plan) are undefined here; those errors are allowed, any other templat
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -36,6 +38,7 @@ VAULTS = {
     "both": {"vault_hf_token": "hf_sampleBoth0123456789", "vault_api_key": "sk-sample-both"},
 }
 PASSWORD = b"sample-inventory-test"
+COLLECTION_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _strings(node):
@@ -93,24 +96,26 @@ def _render(templar, value):
 
 
 @pytest.fixture(scope="module", params=list(VAULTS), ids=list(VAULTS))
-def copied(request, collection_root, tmp_path_factory):
+def copied(request, tmp_path_factory):
     """The sample copied as a user does, with the vault (if any) that this case holds."""
     inv = tmp_path_factory.mktemp("inv") / "gpu_hosts"
-    shutil.copytree(collection_root / "inventories" / "sample", inv)
+    shutil.copytree(COLLECTION_ROOT / "inventories" / "sample", inv)
     content = VAULTS[request.param]
-    loader = DataLoader()
     if content is not None:
         vault = VaultLib([("default", VaultSecret(PASSWORD))])
         (inv / "group_vars" / "all" / "vault.yml").write_bytes(vault.encrypt(yaml.safe_dump(content)))
+    return request.param, inv
+
+
+def _problems(case, inv) -> list:
+    """Every rendering problem of every role against the copied inventory ``inv`` with vault ``case``."""
+    loader = DataLoader()
+    if VAULTS[case] is not None:
         loader.set_vault_secrets([("default", VaultSecret(PASSWORD))])
     inventory = InventoryManager(loader=loader, sources=[str(inv)])
-    return request.param, loader, inventory, VariableManager(loader=loader, inventory=inventory)
-
-
-def test_every_role_renders_with_this_vault(copied, collection_root):
-    case, loader, inventory, variables = copied
-    init_plugin_loader([str(collection_root / ".cache" / "collections")])  # the collection's filters (tests/conftest.py)
-    roles = sorted(p for p in (collection_root / "roles").iterdir() if (p / "defaults" / "main.yml").is_file())
+    variables = VariableManager(loader=loader, inventory=inventory)
+    init_plugin_loader([str(COLLECTION_ROOT / ".cache" / "collections")])  # the collection's filters (tests/conftest.py)
+    roles = sorted(p for p in (COLLECTION_ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").is_file())
     problems = []
     for host in inventory.get_hosts():
         host_vars = variables.get_vars(host=host)
@@ -137,7 +142,28 @@ def test_every_role_renders_with_this_vault(copied, collection_root):
                 error = _render(templar, expression)
                 if error:
                     problems.append(f"{host.name}: role {role.name} {filename}: {expression!r}: {error}")
-    assert not problems, f"vault case {case!r}:\n" + "\n".join(problems[:20])
+    return problems
+
+
+def _in_child(queue, case, inv):
+    try:
+        queue.put(("ok", _problems(case, inv)))
+    except BaseException as err:  # noqa: BLE001 - reported to the parent, which fails the test with it
+        queue.put(("error", f"{type(err).__name__}: {err}"))
+
+
+def test_every_role_renders_with_this_vault(copied):
+    """Rendered in a forked child: Ansible's plugin loader installs a process-wide collection finder that
+    would break later tests importing collection code through sys.path (CI failed on exactly that)."""
+    case, inv = copied
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_in_child, args=(queue, case, inv))
+    child.start()
+    status, result = queue.get(timeout=600)
+    child.join(timeout=60)
+    assert status == "ok", result
+    assert not result, f"vault case {case!r}:\n" + "\n".join(result[:20])
 
 
 def test_the_scan_sees_the_secret_expressions(collection_root):
