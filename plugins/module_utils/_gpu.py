@@ -198,3 +198,89 @@ def merge_facts(xml_facts: dict, caps: dict, topo: dict, nvswitch_count: int) ->
         "nvswitch_count": nvswitch_count,
         "fabric_manager_state": states[0] if len(states) == 1 else ("mixed" if states else None),
     }
+
+
+# --- Before any driver: the GPUs as PCI shows them ------------------------------------------------
+# A bare host has no nvidia-smi, but the kernel lists every PCI function under /sys/bus/pci/devices
+# with its vendor, device and class IDs. The device ID names the SKU; a table in the catalog data
+# (roles/preflight/vars/gpus.yml) maps it to what nvidia-smi would report, so the serving plan can be
+# made before the driver is installed and confirmed once it is.
+NVIDIA_VENDOR = 0x10DE
+# PCI base class 03 (display): subclass 00 VGA-compatible, 02 3D controller (every datacenter GPU).
+GPU_CLASSES = (0x0300, 0x0302)
+# Base class 06 subclass 80 ("other bridge"): how NVSwitches enumerate.
+NVSWITCH_CLASS = 0x0680
+
+
+def _hex(value: str) -> int:
+    return int(str(value).strip(), 16)
+
+
+def pci_bus_id(address: str) -> str:
+    """sysfs `0000:00:06.0` -> nvidia-smi's `00000000:00:06.0` (8-digit domain, upper case)."""
+    domain, rest = address.split(":", 1)
+    return f"{int(domain, 16):08X}:{rest.upper()}"
+
+
+def parse_pci(functions: list, table: dict) -> dict:
+    """PCI functions [{address, vendor, device, class}] (hex strings, as sysfs has them) -> facts shaped like
+    merge_facts' result, each GPU described by its entry in ``table`` ({"0x2335": {name, memory_total_mib,
+    compute_capability, architecture}}). No driver yet: driver_version is None and nothing is known of
+    MIG, persistence or links; the plan made from these facts is confirmed once nvidia-smi works."""
+    known = {f"0x{_hex(k):04x}": v for k, v in (table or {}).items()}
+    gpus, nvswitches = [], 0
+    for function in sorted(functions, key=lambda f: f["address"]):
+        if _hex(function["vendor"]) != NVIDIA_VENDOR:
+            continue
+        klass = _hex(function["class"]) >> 8
+        if klass == NVSWITCH_CLASS:
+            nvswitches += 1
+            continue
+        if klass not in GPU_CLASSES:
+            continue  # the GPU's audio function, USB controllers of older boards
+        device = f"0x{_hex(function['device']):04x}"
+        entry = known.get(device)
+        if entry is None:
+            raise GpuFactsError(
+                "unknown_pci_device",
+                f"the NVIDIA GPU at {function['address']} has PCI device ID {device}, which the GPU table does not "
+                f"know; add it to preflight_pci_gpus_extra as {{'{device}': {{name: <nvidia-smi's product name>, "
+                "memory_total_mib: <MiB>, compute_capability: '<major.minor>', architecture: <name>}}} (figures from "
+                "NVIDIA's datasheet or nvidia-smi on a host of that SKU), or install the driver first "
+                "(nvidia_driver_mode: install) so that preflight reads the GPUs with nvidia-smi",
+            )
+        gpus.append(
+            {
+                "index": len(gpus),
+                "name": entry["name"],
+                "uuid": None,
+                "architecture": entry.get("architecture"),
+                "pci_bus_id": pci_bus_id(function["address"]),
+                "pci_device_id": device,
+                "memory_total_mib": int(entry["memory_total_mib"]),
+                "memory_used_mib": None,
+                "persistence_mode": False,
+                "mig_mode": False,
+                "fabric_state": None,
+                "fabric_status": None,
+                "compute_capability": str(entry["compute_capability"]),
+            }
+        )
+    if not gpus:
+        raise GpuFactsError(
+            "no_gpus",
+            "neither nvidia-smi nor PCI shows an NVIDIA GPU on this host (no function of vendor 0x10de with a "
+            "display or 3D controller class under /sys/bus/pci/devices); target a GPU host, or check that the "
+            "GPUs are passed through to this machine",
+        )
+    return {
+        "driver_version": None,
+        "cuda_version": None,
+        "gpu_count": len(gpus),
+        "gpus": gpus,
+        "links": {},
+        "nvlink_counts": {},
+        "nvswitch_present": nvswitches > 0,
+        "nvswitch_count": nvswitches,
+        "fabric_manager_state": None,
+    }

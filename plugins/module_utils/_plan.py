@@ -74,8 +74,13 @@ def check_gpus(gpus: list) -> dict:
     return gpus[0]
 
 
-def check_host(engine: str, version: str, requirement: dict | None, host: dict, driver: str | None) -> None:
-    """The host's Python, glibc and NVIDIA driver against what this engine release needs."""
+def check_host(
+    engine: str, version: str, requirement: dict | None, host: dict, driver: str | None, driver_pending: bool = False
+) -> None:
+    """The host's Python, glibc and NVIDIA driver against what this engine release needs.
+
+    driver_pending: the GPUs were read from PCI on a host without a driver; its version is checked when the
+    plan is confirmed after the driver install (confirm_plan)."""
     if not requirement:
         return
     fix = "pin an older release with preflight_engine_version (0.5.4.post1 needs Python >= 3.10, glibc >= 2.28, driver >= 525)"
@@ -85,6 +90,8 @@ def check_host(engine: str, version: str, requirement: dict | None, host: dict, 
         ("NVIDIA driver", driver, requirement["driver"], "upgrade the driver (role fleetserve.minimax.nvidia_driver)"),
     )
     for what, found, needed, upgrade in checks:
+        if what == "NVIDIA driver" and driver_pending:
+            continue  # no driver yet: the driver role installs its pin, and the plan is confirmed after that
         if found is None:
             raise PlanError(
                 f"the host's {what} version is unknown; {engine} {version} needs {what} >= {needed}: gather facts first"
@@ -316,6 +323,7 @@ def build_plan(catalog: dict, model: str, gpu_facts: dict, host: dict, wishes: d
         _catalog.host_requirements(catalog["engine_hosts"], engine, version),
         host,
         gpu_facts.get("driver_version"),
+        driver_pending=gpu_facts.get("source") == "pci",
     )
     fraction = float(wishes.get("mem_fraction") or DEFAULT_FRACTION[engine])
     if not 0 < fraction < 1:
@@ -381,3 +389,33 @@ def build_plan(catalog: dict, model: str, gpu_facts: dict, host: dict, wishes: d
     plan["engine_args"] = engine_args(model, entry, engine, spec, plan)
     plan["engine_env"] = engine_env(engine, version, spec)
     return plan
+
+
+# What a plan made from PCI (before the driver) must share with the plan made through nvidia-smi: every
+# decision the later roles act on. kv_capacity_tokens and memory follow from these and the GPU memory.
+CONFIRMED_FIELDS = (
+    "gpu_count",
+    "gpu_name",
+    "tensor_parallel_size",
+    "expert_parallel_size",
+    "data_parallel_size",
+    "max_context",
+    "engine",
+    "engine_version",
+    "engine_args",
+)
+
+
+def confirm_plan(expected: dict, plan: dict) -> None:
+    """Refuse a plan that differs from the one the host was prepared for (read from PCI before its driver)."""
+    differences = [
+        f"{field} {expected.get(field)!r} -> {plan.get(field)!r}"
+        for field in CONFIRMED_FIELDS
+        if expected.get(field) != plan.get(field)
+    ]
+    if differences:
+        raise PlanError(
+            "with the driver installed, nvidia-smi shows GPUs that change the plan made from PCI before it: "
+            f"{'; '.join(differences)}. Correct this SKU's entry with preflight_pci_gpus_extra (name, memory_total_mib "
+            "and compute_capability as nvidia-smi reports them), then re-run; nothing was started on this host"
+        )

@@ -12,6 +12,9 @@ short_description: Read the NVIDIA GPUs of a host, their links, NVSwitches and f
 description:
   - Runs C(nvidia-smi -q -x), C(nvidia-smi --query-gpu=...) (for the compute capability, which the XML lacks)
     and C(nvidia-smi topo -m), and looks for NVSwitch devices under O(nvswitch_proc_dir).
+  - On a host without a driver (no nvidia-smi) and with O(source=auto), reads the GPUs from PCI instead, that is
+    the NVIDIA functions under O(pci_devices_dir), each described by its device ID's entry in O(pci_gpus).
+    The result has the same shape, with RV(source=pci), no driver version and no links.
   - Fails, with a stable RV(reason) and a message that names the fix, when nvidia-smi is missing, the kernel
     driver is not loaded, the driver and NVML library versions differ, no GPU is visible, or the output does not parse.
   - Changes nothing.
@@ -28,6 +31,27 @@ options:
       - Only tests change it.
     type: path
     default: /proc/driver/nvidia-nvswitch
+  source:
+    description:
+      - V(auto) reads nvidia-smi where it is installed and PCI where it is not (a host before its driver).
+      - V(nvidia_smi) requires nvidia-smi (used to confirm a plan made from PCI once the driver is installed).
+      - V(pci) reads PCI only.
+    type: str
+    choices: [auto, nvidia_smi, pci]
+    default: auto
+  pci_devices_dir:
+    description:
+      - The kernel's list of PCI functions, one directory per function with C(vendor), C(device) and C(class) files.
+      - Only tests change it.
+    type: path
+    default: /sys/bus/pci/devices
+  pci_gpus:
+    description:
+      - What each NVIDIA PCI device ID is, for reading GPUs from PCI, keyed by the ID (V(0x2335)).
+      - Each entry has C(name) (as nvidia-smi prints it), C(memory_total_mib), C(compute_capability) and C(architecture).
+      - The preflight role passes the table of its catalog data (C(roles/preflight/vars/gpus.yml)).
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
@@ -39,7 +63,7 @@ attributes:
     support: full
     description: Never changes the host.
 notes:
-  - Needs the NVIDIA driver (any version that knows the C(compute_cap) query field, 510 or later).
+  - With nvidia-smi, needs a driver that knows the C(compute_cap) query field (510 or later).
 """
 
 EXAMPLES = r"""
@@ -54,8 +78,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+source:
+  description: Where the facts come from, V(nvidia-smi) or V(pci) (a host without a driver).
+  returned: success
+  type: str
+  sample: nvidia-smi
 driver_version:
-  description: NVIDIA driver version.
+  description: NVIDIA driver version; null when read from PCI.
   returned: success
   type: str
   sample: "580.159.04"
@@ -115,7 +144,7 @@ fabric_manager_state:
 reason:
   description: >-
     Why it failed: V(nvidia_smi_missing), V(driver_not_loaded), V(driver_library_mismatch), V(no_gpus),
-    V(parse_error) or V(nvidia_smi_failed).
+    V(parse_error), V(nvidia_smi_failed) or V(unknown_pci_device).
   returned: failure
   type: str
 """
@@ -131,13 +160,33 @@ def count_nvswitches(proc_dir: str) -> int:
     return len(os.listdir(devices)) if os.path.isdir(devices) else 0
 
 
+def read_pci(devices_dir: str) -> list:
+    """[{address, vendor, device, class}] for every PCI function the kernel lists."""
+    functions = []
+    for address in sorted(os.listdir(devices_dir)) if os.path.isdir(devices_dir) else []:
+        ids = {}
+        for name in ("vendor", "device", "class"):
+            try:
+                with open(os.path.join(devices_dir, address, name)) as handle:
+                    ids[name] = handle.read().strip()
+            except OSError:
+                break
+        if len(ids) == 3:
+            functions.append(dict(ids, address=address))
+    return functions
+
+
 def gather(module: AnsibleModule) -> dict:
-    binary = module.get_bin_path(module.params["nvidia_smi"], opt_dirs=["/usr/bin"])
+    source = module.params["source"]
+    binary = None if source == "pci" else module.get_bin_path(module.params["nvidia_smi"], opt_dirs=["/usr/bin"])
+    if source == "pci" or (binary is None and source == "auto"):
+        # No driver yet (a host as it arrives): PCI says which GPUs it has.
+        return dict(_gpu.parse_pci(read_pci(module.params["pci_devices_dir"]), module.params["pci_gpus"]), source="pci")
     if binary is None:
         raise _gpu.GpuFactsError(
             "nvidia_smi_missing",
             f"{module.params['nvidia_smi']} was not found on PATH; install the NVIDIA driver "
-            "(role fleetserve.minimax.nvidia_driver) or set nvidia_smi to its absolute path",
+            "(role fleetserve.minimax.nvidia_driver) or set preflight_nvidia_smi to its absolute path",
         )
 
     def run(args):
@@ -150,7 +199,8 @@ def gather(module: AnsibleModule) -> dict:
     xml_facts = _gpu.parse_query_xml(run(["-q", "-x"]))
     caps = _gpu.parse_query_csv(run(_gpu.QUERY_ARGS))
     topo = _gpu.parse_topo(run(["topo", "-m"]))
-    return _gpu.merge_facts(xml_facts, caps, topo, count_nvswitches(module.params["nvswitch_proc_dir"]))
+    facts = _gpu.merge_facts(xml_facts, caps, topo, count_nvswitches(module.params["nvswitch_proc_dir"]))
+    return dict(facts, source="nvidia-smi")
 
 
 def main():
@@ -158,6 +208,9 @@ def main():
         argument_spec={
             "nvidia_smi": {"type": "str", "default": "nvidia-smi"},
             "nvswitch_proc_dir": {"type": "path", "default": "/proc/driver/nvidia-nvswitch"},
+            "source": {"type": "str", "choices": ["auto", "nvidia_smi", "pci"], "default": "auto"},
+            "pci_devices_dir": {"type": "path", "default": "/sys/bus/pci/devices"},
+            "pci_gpus": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )

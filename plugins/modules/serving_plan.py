@@ -37,7 +37,8 @@ options:
   gpu_facts:
     description:
       - The registered result of M(fleetserve.minimax.gpu_facts).
-      - Only its C(gpus) and C(driver_version) are read.
+      - Only its C(gpus), C(driver_version) and C(source) are read; with C(source=pci) (no driver yet) the
+        driver version is not checked (O(expect) confirms the plan once the driver is installed).
     type: dict
     required: true
   python_version:
@@ -47,6 +48,12 @@ options:
   glibc_version:
     description: The host's glibc version; read from the running interpreter when omitted.
     type: str
+  expect:
+    description:
+      - A plan made earlier for this host (C(preflight_plan)) that the new one must match in every decision
+        (GPUs, parallel sizes, context, engine, engine arguments); fails naming each difference.
+      - The preflight role passes the plan it made from PCI on a host without a driver, once the driver is installed.
+    type: dict
   disk:
     description:
       - Check free disk for the weights at C(wishes.models_dir); omit to skip.
@@ -223,6 +230,7 @@ def main():
             "gpu_facts": {"type": "dict", "required": True},
             "python_version": {"type": "str", "required": True},
             "glibc_version": {"type": "str"},
+            "expect": {"type": "dict"},
             "wishes": {"type": "dict", "default": {}},
             "nodes": {
                 "type": "dict",
@@ -252,6 +260,8 @@ def main():
         _plan_nodes.check_head_resolves(plan, lambda name: socket.getaddrinfo(name, None))
         if params["disk"]:
             check_disk(plan, params["disk"])
+        if params["expect"]:
+            _plan.confirm_plan(params["expect"], plan)
     except ValueError as err:
         module.fail_json(msg=str(err), changed=False)
     module.exit_json(changed=False, plan=plan)

@@ -4,14 +4,14 @@
 #   deb [trusted=yes] file:/srv/fake-nvidia-apt ./
 # The stand-ins hold no kernel modules and run no maintainer scripts. A few ship small stand-in
 # tools so roles can run their real commands: nvidia-ctk, nvidia-container-runtime,
-# nv-fabricmanager with its systemd unit.
+# nv-fabricmanager with its systemd unit, and nvidia-smi (the replay stub, tests/fixtures/bin).
 # usage: fake_nvidia_apt_repo.sh [OUTDIR]   (default: $FLEETSERVE_CACHE/fake-nvidia-apt)
 # Idempotent: rebuilt only when this script or the package list changes. Prints the repo path last.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 LIST="$HERE/../../tests/fixtures/apt-repo/packages.txt"
 OUT=${1:-${FLEETSERVE_CACHE:-$HOME/.cache/fleetserve}/fake-nvidia-apt}
-STAMP=$(cat "$0" "$LIST" | sha256sum | cut -c1-16)
+STAMP=$(cat "$0" "$LIST" "$HERE/../../tests/fixtures/bin/nvidia-smi" | sha256sum | cut -c1-16)
 if [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$STAMP" ]; then echo "$OUT"; exit 0; fi
 rm -rf "$OUT"; mkdir -p "$OUT"
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
@@ -43,6 +43,17 @@ esac
 CTK
       printf '#!/bin/sh\nexec runc "$@"\n' > "$root/usr/bin/nvidia-container-runtime"
       chmod 0755 "$root/usr/bin/nvidia-ctk" "$root/usr/bin/nvidia-container-runtime" ;;
+    nvidia-kernel-dkms|nvidia-kernel-open-dkms|nvidia-dkms-*)
+      # No module is built; the version a loaded module would report in /sys/module/nvidia/version, for
+      # test hosts that point nvidia_driver_sysfs_version_path here (the lab's bare hosts): as after a reboot.
+      mkdir -p "$root/usr/share/fleetserve-standin"
+      echo "$upstream" > "$root/usr/share/fleetserve-standin/nvidia-module-version" ;;
+    nvidia-smi|nvidia-utils-*)
+      # The driver's nvidia-smi: the replay stub, so installing the stand-in driver on a test host that
+      # had none (a bare host) makes nvidia-smi answer with the host's recording from then on.
+      mkdir -p "$root/usr/bin"
+      cp "$HERE/../../tests/fixtures/bin/nvidia-smi" "$root/usr/bin/nvidia-smi"
+      chmod 0755 "$root/usr/bin/nvidia-smi" ;;
     nvidia-fabricmanager-*)
       mkdir -p "$root/usr/bin" "$root/lib/systemd/system"
       printf '#!/bin/sh\n# stand-in Fabric Manager %s\nexec sleep infinity\n' "$upstream" > "$root/usr/bin/nv-fabricmanager"

@@ -145,7 +145,7 @@ def existing_hosts(role: str | None = None) -> list[str]:
 DEFAULT_GPUS = "h200-x1"
 
 
-def _install_replayed_gpus(name: str, recording: str) -> None:
+def _install_replayed_gpus(name: str, recording: str, with_nvidia_smi: bool = True) -> None:
     fixtures = paths.collection_root() / "tests" / "fixtures"
     source = fixtures / "nvidia-smi" / recording
     if not (source / "nvidia-smi-q.xml").is_file():
@@ -155,13 +155,51 @@ def _install_replayed_gpus(name: str, recording: str) -> None:
         return
     _docker("exec", name, "mkdir", "-p", "/opt/fleetserve-lab", "/etc/fleetserve")
     _docker("cp", str(source), f"{name}:/opt/fleetserve-lab/gpus")
-    _docker("cp", str(fixtures / "bin" / "nvidia-smi"), f"{name}:/usr/local/bin/nvidia-smi")
+    if with_nvidia_smi:
+        _docker("cp", str(fixtures / "bin" / "nvidia-smi"), f"{name}:/usr/local/bin/nvidia-smi")
     _docker("exec", name, "sh", "-c", "echo /opt/fleetserve-lab/gpus > /etc/fleetserve/fake-gpu-dir")
 
 
-def up(count: int, image: str = IMAGE, build: bool = True, gpus: str = DEFAULT_GPUS, routers: int = 0) -> list[str]:
+# A bare worker (`lab up --bare`) is a GPU host as it arrives: no driver, no nvidia-smi. Its PCI list is
+# the one recorded on the real host (tests/fixtures/pci/<gpus>/devices, mounted over /sys/bus/pci/devices),
+# and the lab's apt repository holds the stand-in driver packages, whose nvidia-smi replays that host's
+# recording once site.yml has installed them (scripts/testenv/fake_nvidia_apt_repo.sh).
+BARE_LABEL = "io.fleetserve.lab.bare"
+APT_REPO_IN_HOST = "/srv/fleetserve-lab-apt"
+
+
+def _bare_mounts(gpus: str) -> list[str]:
+    root = paths.collection_root()
+    pci = root / "tests" / "fixtures" / "pci" / gpus / "devices"
+    if not pci.is_dir():
+        recorded = sorted(p.name for p in (root / "tests" / "fixtures" / "pci").iterdir() if (p / "devices").is_dir())
+        raise UserError(
+            f"no PCI recording of {gpus} for bare hosts",
+            f"pass --gpus with one of: {', '.join(recorded)} (recordings in tests/fixtures/pci/)",
+        )
+    script = root / "scripts" / "testenv" / "fake_nvidia_apt_repo.sh"
+    repo = _run(["bash", str(script), str(state_dir() / "apt")], "building the stand-in driver repository")
+    return ["-v", f"{pci}:/sys/bus/pci/devices:ro", "-v", f"{repo.strip().splitlines()[-1]}:{APT_REPO_IN_HOST}:ro"]
+
+
+def _install_bare_host(name: str, recording: str) -> None:
+    """The GPUs' recording (what the stand-in nvidia-smi replays once installed) and the driver repository."""
+    _install_replayed_gpus(name, recording, with_nvidia_smi=False)
+    _docker(
+        "exec",
+        name,
+        "sh",
+        "-c",
+        f"echo 'deb [trusted=yes] file:{APT_REPO_IN_HOST} ./' > /etc/apt/sources.list.d/fleetserve-lab-nvidia.list",
+    )
+
+
+def up(
+    count: int, image: str = IMAGE, build: bool = True, gpus: str = DEFAULT_GPUS, routers: int = 0, bare: bool = False
+) -> list[str]:
     """Start workers 1..count and routers 1..routers (keeping running ones), the hub and the wheels;
-    remove hosts beyond those; write the inventory. Returns every host name."""
+    remove hosts beyond those; write the inventory. Returns every host name. ``bare``: workers without a
+    driver (see _bare_mounts); a running worker of the other kind is replaced."""
     if count < 1:
         raise UserError(f"--hosts must be at least 1, got {count}", "pass --hosts N with N >= 1")
     if routers not in (0, 1):
@@ -179,9 +217,12 @@ def up(count: int, image: str = IMAGE, build: bool = True, gpus: str = DEFAULT_G
     for name in existing_hosts():
         if name not in wanted:
             _docker("rm", "-f", "-v", name)
+    bare_mounts = _bare_mounts(gpus) if bare else []
     for name, role in wanted.items():
-        state = _docker("inspect", "-f", "{{.State.Running}}", name, check=False)
-        if state.returncode == 0 and state.stdout.strip() == "true":
+        want_bare = "1" if bare and role == "worker" else ""
+        state = _docker("inspect", "-f", f'{{{{.State.Running}}}} {{{{index .Config.Labels "{BARE_LABEL}"}}}}', name, check=False)
+        running, _, was_bare = state.stdout.strip().partition(" ")
+        if state.returncode == 0 and running == "true" and was_bare == want_bare:
             continue
         if state.returncode == 0:
             _docker("rm", "-f", "-v", name)
@@ -198,15 +239,21 @@ def up(count: int, image: str = IMAGE, build: bool = True, gpus: str = DEFAULT_G
             f"{LABEL}={lab_name()}",
             "--label",
             f"{ROLE_LABEL}={role}",
+            "--label",
+            f"{BARE_LABEL}={want_bare}",
             "-v",
             f"{wheels}:{WHEELS_IN_HOST}:ro",
+            *(bare_mounts if want_bare else []),
             *SYSTEMD_RUN_ARGS,
             image,
         )
     for name in wanted:
         _wait_for_systemd(name)
     for name in workers:
-        _install_replayed_gpus(name, gpus)
+        if bare:
+            _install_bare_host(name, gpus)
+        else:
+            _install_replayed_gpus(name, gpus)
     write_inventory(workers, router_hosts, hub_url=origin["url"], api_key=api_key())
     return list(wanted)
 

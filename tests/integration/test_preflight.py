@@ -171,10 +171,11 @@ BAD = [
         "to int: \"'two'\" cannot be converted to an int",
     ),
     (
-        "no nvidia-smi",
-        {"preflight_nvidia_smi": "/nonexistent/nvidia-smi"},
-        "/nonexistent/nvidia-smi was not found on PATH; install the NVIDIA driver (role fleetserve.minimax.nvidia_driver) or set "
-        "nvidia_smi to its absolute path",
+        "no nvidia-smi and no NVIDIA GPU on PCI",
+        {"preflight_nvidia_smi": "/nonexistent/nvidia-smi", "preflight_pci_devices_dir": "/nonexistent/pci"},
+        "neither nvidia-smi nor PCI shows an NVIDIA GPU on this host (no function of vendor 0x10de with a display or "
+        "3D controller class under /sys/bus/pci/devices); target a GPU host, or check that the GPUs are passed "
+        "through to this machine",
     ),
     (
         "M1 on SGLang",

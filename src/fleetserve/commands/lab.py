@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=lab.DEFAULT_GPUS,
         help=f"recorded GPU host the lab hosts replay (tests/fixtures/nvidia-smi/; default {lab.DEFAULT_GPUS})",
     )
+    up.add_argument(
+        "--bare",
+        action="store_true",
+        help="workers as GPU hosts arrive: no driver or nvidia-smi, the recorded PCI list, the stand-in driver "
+        "packages in the lab's apt repository (site.yml installs them)",
+    )
     up.set_defaults(func=_up)
     down = lab_sub.add_parser("down", help="remove every lab host, the lab hub, network and inventory")
     down.set_defaults(func=_down)
@@ -37,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    hosts = lab.up(args.hosts, image=args.image, build=not args.no_build, gpus=args.gpus, routers=args.routers)
+    hosts = lab.up(
+        args.hosts, image=args.image, build=not args.no_build, gpus=args.gpus, routers=args.routers, bare=args.bare
+    )
     hub = lab.status()["hub"] or {}
     print(f"lab up: {', '.join(hosts)}; hub {hub.get('url')}; inventory {paths.lab_inventory()}")
     return 0

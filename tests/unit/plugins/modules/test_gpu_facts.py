@@ -63,13 +63,54 @@ def test_nvswitch_devices_are_counted(capsys, monkeypatch, fixtures_dir, proc_di
     assert (out["nvswitch_present"], out["nvswitch_count"], out["fabric_manager_state"]) == (True, 4, "Completed")
 
 
-def test_missing_nvidia_smi(capsys, tmp_path):
-    out = run_module(capsys, nvidia_smi="nvidia-smi-not-here", nvswitch_proc_dir=str(tmp_path))
+def test_missing_nvidia_smi_when_the_driver_is_required(capsys, tmp_path):
+    out = run_module(capsys, nvidia_smi="nvidia-smi-not-here", nvswitch_proc_dir=str(tmp_path), source="nvidia_smi")
     assert (out["rc"], out["reason"]) == (1, "nvidia_smi_missing")
     assert out["msg"] == (
         "nvidia-smi-not-here was not found on PATH; install the NVIDIA driver "
-        "(role fleetserve.minimax.nvidia_driver) or set nvidia_smi to its absolute path"
+        "(role fleetserve.minimax.nvidia_driver) or set preflight_nvidia_smi to its absolute path"
     )
+
+
+@pytest.fixture(scope="module")
+def gpu_table(collection_root):
+    import yaml
+
+    return yaml.safe_load((collection_root / "roles" / "preflight" / "vars" / "gpus.yml").read_text())["__preflight_pci_gpus"]
+
+
+def test_without_nvidia_smi_the_gpus_come_from_pci(capsys, tmp_path, fixtures_dir, gpu_table):
+    """A host as it arrives: no driver, the recorded PCI tree of the 1x H200 host."""
+    out = run_module(
+        capsys,
+        nvidia_smi="nvidia-smi-not-here",
+        nvswitch_proc_dir=str(tmp_path),
+        pci_devices_dir=str(fixtures_dir / "pci" / "h200-x1" / "devices"),
+        pci_gpus=gpu_table,
+        _ansible_check_mode=True,
+    )
+    assert (out["rc"], out["changed"], out["source"], out["gpu_count"], out["driver_version"]) == (0, False, "pci", 1, None)
+    assert (out["gpus"][0]["name"], out["gpus"][0]["pci_bus_id"]) == ("NVIDIA H200", "00000000:00:06.0")
+
+
+def test_nvidia_smi_is_read_when_present_and_says_so(capsys, monkeypatch, fixtures_dir, proc_dir, gpu_table):
+    monkeypatch.setenv("FLEETSERVE_FAKE_GPU_DIR", str(fixtures_dir / "nvidia-smi" / "h200-x1"))
+    out = run_module(
+        capsys,
+        nvidia_smi=str(fixtures_dir / "bin" / "nvidia-smi"),
+        nvswitch_proc_dir=str(proc_dir),
+        pci_devices_dir=str(fixtures_dir / "pci" / "h200-x1" / "devices"),
+        pci_gpus=gpu_table,
+    )
+    assert (out["source"], out["driver_version"]) == ("nvidia-smi", "580.159.04")
+
+
+def test_a_host_with_no_nvidia_gpu_on_pci(capsys, tmp_path, gpu_table):
+    (tmp_path / "0000:00:03.0").mkdir()
+    for name, value in (("vendor", "0x1af4"), ("device", "0x1041"), ("class", "0x020000")):
+        (tmp_path / "0000:00:03.0" / name).write_text(value + "\n")
+    out = run_module(capsys, nvidia_smi="nvidia-smi-not-here", pci_devices_dir=str(tmp_path), pci_gpus=gpu_table)
+    assert (out["rc"], out["reason"]) == (1, "no_gpus")
 
 
 def test_driver_not_loaded_through_the_stub(capsys, monkeypatch, fixtures_dir, tmp_path):

@@ -1,0 +1,150 @@
+"""A GPU host as it arrives, to a verified endpoint in one run of site.yml (issue: first contact).
+
+One bare lab worker (`fleetserve lab up --bare`, FLEETSERVE_LAB=fs-bare): no driver and no nvidia-smi;
+its /sys/bus/pci/devices is the one recorded on a real 1x H200 host (tests/fixtures/pci/h200-x1), and
+the lab's apt repository holds the stand-in NVIDIA driver packages, whose nvidia-smi replays the same
+host's recording once installed. The tests run in file order, each from the state the previous left:
+1. check mode of preflight + driver on the bare host plans from PCI, reports the install, installs nothing;
+2. `fleetserve deploy` (all of site.yml): preflight plans from PCI, nvidia_driver (mode auto) installs the
+   pinned driver, the plan is confirmed through nvidia-smi, and the endpoint answers a chat request;
+3. a re-run and `--check` change nothing;
+4. the driver removed again and the GPU table made wrong for this SKU: the plan made from PCI differs from
+   the one through nvidia-smi, and the host stops at the confirmation, naming the difference, with the
+   engine's unit untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from fleetserve import cli, lab, paths
+
+pytestmark = pytest.mark.integration
+
+LAB = "fs-bare"
+HOST = f"{LAB}-lab-1"
+MODEL = "local-org/tiny-minimax-m2"
+UNIT = "/etc/systemd/system/sglang.service"
+
+
+def _sh(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", "exec", HOST, *argv], capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory):
+    if shutil.which("docker") is None or subprocess.run(["docker", "version"], capture_output=True).returncode:
+        pytest.fail("the lab test needs a Docker engine: run scripts/lab/start-dockerd.sh")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FLEETSERVE_LAB", LAB)
+    mp.setenv("FLEETSERVE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+    try:
+        assert cli.main(["lab", "up", "--hosts", "1", "--bare"]) == 0
+        yield {"key": lab.api_key()}
+    finally:
+        cli.main(["lab", "down"])
+        mp.undo()
+
+
+def _deploy(capsys, *argv: str) -> tuple[int, str]:
+    """`fleetserve deploy` with one line per task result (no terminal): the lines and the summary."""
+    code = cli.main(["deploy", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def _changed(output: str) -> list[str]:
+    return [line for line in output.splitlines() if f" {HOST} " in line and " changed " in line]
+
+
+def test_the_host_arrives_without_a_driver(bare):
+    assert _sh("sh", "-c", "command -v nvidia-smi").returncode != 0
+    assert _sh("cat", "/sys/bus/pci/devices/0000:00:06.0/device").stdout.strip() == "0x2335"
+
+
+def test_check_mode_plans_from_pci_and_installs_nothing(bare, capsys):
+    code, output = _deploy(capsys, "--check", "--tags", "preflight,nvidia_driver")
+    assert code == 0, output[-3000:]
+    assert "Preflight | Compute the serving plan" in output
+    assert _sh("sh", "-c", "command -v nvidia-smi").returncode != 0
+    assert "nvidia-driver" not in _sh("dpkg-query", "-W", "-f", "${Package}\n").stdout
+
+
+def test_site_yml_takes_the_bare_host_to_a_verified_endpoint_in_one_run(bare, capsys):
+    code, output = _deploy(capsys)
+    assert code == 0, output[-4000:]
+    lines = output.splitlines()
+    installed = next(i for i, line in enumerate(lines) if "changed" in line and "Install the pinned driver packages" in line)
+    confirmed = next(i for i, line in enumerate(lines) if "Confirm the plan with the driver's view of the GPUs" in line)
+    engine = next(i for i, line in enumerate(lines) if "SGLang | Enable and start the service" in line)
+    assert installed < confirmed < engine, "the driver goes in, then the plan is confirmed, then the engine starts"
+    held = _sh("dpkg-query", "-W", "-f", "${Package} ${Version} ${Status}\n", "nvidia-driver", "nvidia-smi").stdout
+    assert held.splitlines() == [
+        "nvidia-driver 580.159.04-1 hold ok installed",
+        "nvidia-smi 580.159.04-1 hold ok installed",
+    ]
+    ip = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", HOST],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    request = urllib.request.Request(
+        f"http://{ip}:8000/v1/chat/completions",
+        data=json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}).encode(),
+        headers={"Authorization": f"Bearer {bare['key']}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert json.load(response)["choices"][0]["message"]["content"]
+
+
+def test_a_rerun_and_check_mode_change_nothing(bare, capsys):
+    for argv in ([], ["--check"]):
+        code, output = _deploy(capsys, *argv)
+        assert code == 0, output[-3000:]
+        assert _changed(output) == [], argv
+
+
+def test_a_plan_the_driver_contradicts_stops_the_host_before_the_engine(bare, ansible_env, collection_root, tmp_path):
+    removed = _sh(
+        "apt-get", "purge", "-y", "-q", "--allow-change-held-packages", "nvidia-driver", "nvidia-kernel-open-dkms", "nvidia-smi"
+    )
+    assert removed.returncode == 0, removed.stderr
+    unit_before = _sh("stat", "-c", "%Y %s", UNIT).stdout
+    assert unit_before, f"{UNIT} is where the engine's unit is"
+    wrong = tmp_path / "wrong-table.yml"
+    # A table entry that takes this H200 for an H200 NVL: the plan from PCI names the wrong GPU.
+    wrong.write_text(
+        "preflight_pci_gpus_extra:\n  '0x2335': {name: NVIDIA H200 NVL, memory_total_mib: 143771, "
+        "compute_capability: '9.0', architecture: Hopper}\n"
+    )
+    env = dict(ansible_env, FLEETSERVE_LAB=LAB)
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "site.yml",
+            "-i",
+            str(paths.lab_inventory()),
+            "-e",
+            f"@{wrong}",
+        ],
+        cwd=collection_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    assert (
+        "with the driver installed, nvidia-smi shows GPUs that change the plan made from PCI before it: "
+        "gpu_name 'NVIDIA H200 NVL' -> 'NVIDIA H200'"
+    ) in proc.stdout
+    assert "Engine | Serve SGLang from a venv" not in proc.stdout
+    assert _sh("stat", "-c", "%Y %s", UNIT).stdout == unit_before
