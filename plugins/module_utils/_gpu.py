@@ -113,6 +113,10 @@ def parse_query_xml(text: str) -> dict:
                 "fabric_state": _text(node, "fabric/state"),
                 "fabric_status": _text(node, "fabric/status"),
                 "compute_capability": None,
+                "processes": [
+                    {"pid": _text(p, "pid"), "name": _text(p, "process_name"), "used_memory": _text(p, "used_memory")}
+                    for p in node.findall("processes/process_info")
+                ],
             }
         )
     attached = _text(root, "attached_gpus")
@@ -125,6 +129,20 @@ def parse_query_xml(text: str) -> dict:
     if not gpus:
         raise no_gpus_error()
     return {"driver_version": _text(root, "driver_version"), "cuda_version": _text(root, "cuda_version"), "gpus": gpus}
+
+
+# The one rule for "the NVSwitch fabric is ready to serve": every GPU's fabric state Completed with status
+# Success (Fabric Manager has trained it). Preflight and the Fabric Manager role both decide by it.
+FABRIC_READY = ("Completed", "Success")
+
+
+def fabric_not_ready(gpus: list) -> list:
+    """`GPU i: state/status` for each GPU whose fabric is not ready (N/A where nvidia-smi reports none)."""
+    return [
+        f"GPU {g['index']}: {g['fabric_state'] or 'N/A'}/{g['fabric_status'] or 'N/A'}"
+        for g in gpus
+        if (g["fabric_state"], g["fabric_status"]) != FABRIC_READY
+    ]
 
 
 def parse_query_csv(text: str) -> dict:
@@ -185,7 +203,7 @@ def merge_facts(xml_facts: dict, caps: dict, topo: dict, nvswitch_count: int) ->
                 f"GPU {gpu['index']} ({gpu['uuid']}) is in nvidia-smi -q -x but not in --query-gpu; "
                 "GPUs changed between the two calls: re-run",
             )
-        gpus.append(dict(gpu, compute_capability=cap))
+        gpus.append({k: v for k, v in dict(gpu, compute_capability=cap).items() if k != "processes"})
     states = sorted({g["fabric_state"] for g in gpus if g["fabric_state"]})
     return {
         "driver_version": xml_facts["driver_version"],
@@ -197,6 +215,7 @@ def merge_facts(xml_facts: dict, caps: dict, topo: dict, nvswitch_count: int) ->
         "nvswitch_present": nvswitch_count > 0,
         "nvswitch_count": nvswitch_count,
         "fabric_manager_state": states[0] if len(states) == 1 else ("mixed" if states else None),
+        "fabric_not_ready": fabric_not_ready(gpus) if nvswitch_count or states else [],
     }
 
 
@@ -283,4 +302,5 @@ def parse_pci(functions: list, table: dict) -> dict:
         "nvswitch_present": nvswitches > 0,
         "nvswitch_count": nvswitches,
         "fabric_manager_state": None,
+        "fabric_not_ready": [],  # unknown before the driver: checked again when the plan is confirmed
     }

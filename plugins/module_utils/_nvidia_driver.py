@@ -8,13 +8,13 @@ The roles call these through the ``fleetserve.minimax.nvidia_*`` filters.
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
+
+from ansible_collections.fleetserve.minimax.plugins.module_utils import _gpu
 
 _VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
 CONTROL_NODE_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 # GPU generations whose NVSwitch fabric is NVLink 5: Fabric Manager needs NVLSM and ib_umad there.
 NVLINK5_ARCHITECTURES = frozenset({"Blackwell"})
-FABRIC_READY = ("Completed", "Success")
 
 
 def parse_sysfs_version(text: str | None) -> str | None:
@@ -111,48 +111,14 @@ def is_control_node(inventory_hostname: str, connection: str | None) -> bool:
     return connection == "local" or inventory_hostname in CONTROL_NODE_NAMES
 
 
-def _text(node, path: str, default: str = "N/A") -> str:
-    found = node.find(path)
-    return found.text.strip() if found is not None and found.text and found.text.strip() else default
-
-
-def _mib(value: str) -> int:
-    match = re.match(r"^(\d+)\s*MiB$", value)
-    return int(match.group(1)) if match else 0
-
-
 def parse_smi_xml(text: str) -> dict:
-    """The parts of ``nvidia-smi -q -x`` the prerequisite roles decide on."""
+    """The parts of ``nvidia-smi -q -x`` the prerequisite roles decide on, read by the one nvidia-smi parser
+    (_gpu.parse_query_xml): driver and CUDA versions, and per GPU its name, architecture, persistence mode,
+    memory used, processes and fabric state (None where nvidia-smi reports none)."""
     try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise ValueError(
-            f"nvidia-smi -q -x did not return XML ({exc}): check that nvidia-smi works on the host."
-        ) from None
-    gpus = []
-    for index, gpu in enumerate(root.findall("gpu")):
-        processes = [
-            {"pid": _text(p, "pid"), "name": _text(p, "process_name"), "used_memory": _text(p, "used_memory")}
-            for p in gpu.findall("processes/process_info")
-        ]
-        gpus.append(
-            {
-                "index": index,
-                "bus_id": gpu.get("id", ""),
-                "name": _text(gpu, "product_name"),
-                "architecture": _text(gpu, "product_architecture"),
-                "persistence_mode": _text(gpu, "persistence_mode"),
-                "memory_used_mib": _mib(_text(gpu, "fb_memory_usage/used")),
-                "processes": processes,
-                "fabric_state": _text(gpu, "fabric/state"),
-                "fabric_status": _text(gpu, "fabric/status"),
-            }
-        )
-    return {
-        "driver_version": _text(root, "driver_version", ""),
-        "cuda_version": _text(root, "cuda_version", ""),
-        "gpus": gpus,
-    }
+        return _gpu.parse_query_xml(text)
+    except _gpu.GpuFactsError as err:
+        raise ValueError(str(err)) from None
 
 
 def check_not_serving(summary: dict, max_memory_used_mib: int) -> None:
@@ -160,7 +126,7 @@ def check_not_serving(summary: dict, max_memory_used_mib: int) -> None:
     busy = [
         f"GPU {g['index']} ({g['name']}): {len(g['processes'])} process(es), {g['memory_used_mib']} MiB used"
         for g in summary["gpus"]
-        if g["processes"] or g["memory_used_mib"] > max_memory_used_mib
+        if g["processes"] or (g["memory_used_mib"] or 0) > max_memory_used_mib
     ]
     if busy:
         raise ValueError(
@@ -199,7 +165,7 @@ def fabric_plan(nvswitch_devices: int, summary: dict | None) -> dict:
     role can still refuse a fabric that is not ready.
     """
     gpus = (summary or {}).get("gpus", [])
-    fabric_in_smi = any(g["fabric_state"] not in ("N/A", "") for g in gpus)
+    fabric_in_smi = any(g["fabric_state"] is not None for g in gpus)
     required = nvswitch_devices > 0
     nvlink5 = required and any(g["architecture"] in NVLINK5_ARCHITECTURES for g in gpus)
     external = not required and fabric_in_smi
@@ -213,9 +179,5 @@ def fabric_plan(nvswitch_devices: int, summary: dict | None) -> dict:
 
 
 def fabric_not_ready(summary: dict) -> list:
-    """GPUs whose fabric is not Completed/Success yet (an empty list means ready to serve)."""
-    return [
-        f"GPU {g['index']}: {g['fabric_state']}/{g['fabric_status']}"
-        for g in summary["gpus"]
-        if (g["fabric_state"], g["fabric_status"]) != FABRIC_READY
-    ]
+    """GPUs whose fabric is not ready (_gpu.FABRIC_READY); an empty list means ready to serve."""
+    return _gpu.fabric_not_ready(summary["gpus"])

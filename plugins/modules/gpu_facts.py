@@ -141,6 +141,14 @@ fabric_manager_state:
   returned: success
   type: str
   sample: Completed
+fabric_not_ready:
+  description:
+    - One C(GPU i, state/status) entry for each GPU whose fabric is not C(Completed/Success), where the host has
+      NVSwitches or its GPUs report a fabric; empty when the fabric is ready, when there is none, and when read from PCI.
+  returned: success
+  type: list
+  elements: str
+  sample: ["GPU 0: In Progress/N/A"]
 reason:
   description: >-
     Why it failed: V(nvidia_smi_missing), V(driver_not_loaded), V(driver_library_mismatch), V(no_gpus),

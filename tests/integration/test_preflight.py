@@ -256,7 +256,8 @@ def test_nvswitch_without_trained_fabric(preflight, tmp_path, fixtures_dir):
     rc, tasks, _ = preflight(gpu_dir=fabric_not_started(tmp_path, fixtures_dir))
     assert rc == 2
     assert failure(tasks) == (
-        "this host has 2 NVSwitches but the GPU fabric state is Not Started; start nvidia-fabricmanager "
+        "this host has 2 NVSwitches but the GPU fabric is not ready (GPU 0: Not Started/Success, "
+        "GPU 1: Not Started/Success); start nvidia-fabricmanager "
         "(role fleetserve.minimax.nvidia_fabricmanager) with the same version as the driver (580.159.04)"
     )
 

@@ -4,6 +4,8 @@ import pytest
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _nvidia_driver as nv
 
+pytestmark = pytest.mark.unit
+
 MADISON = """\
 nvidia-fabricmanager-580 | 580.172.08-1 | http://repo.example/ubuntu2404/x86_64  Packages
 nvidia-fabricmanager-580 | 580.159.04-1 | http://repo.example/ubuntu2404/x86_64  Packages
@@ -28,19 +30,21 @@ def test_parse_real_h200_x2(smi):
         (g["index"], g["name"], g["architecture"], g["persistence_mode"], g["memory_used_mib"], g["processes"])
         for g in summary["gpus"]
     ] == [
-        (0, "NVIDIA H200", "Hopper", "Enabled", 0, []),
-        (1, "NVIDIA H200", "Hopper", "Enabled", 0, []),
+        (0, "NVIDIA H200", "Hopper", True, 0, []),
+        (1, "NVIDIA H200", "Hopper", True, 0, []),
     ]
     assert {(g["fabric_state"], g["fabric_status"]) for g in summary["gpus"]} == {("Completed", "Success")}
 
 
 def test_parse_real_h200_x1_has_no_fabric(smi):
-    assert [(g["fabric_state"], g["fabric_status"]) for g in smi["h200-x1"]["gpus"]] == [("N/A", "N/A")]
+    assert [(g["fabric_state"], g["fabric_status"]) for g in smi["h200-x1"]["gpus"]] == [(None, None)]
 
 
 def test_parse_rejects_non_xml():
     with pytest.raises(
-        ValueError, match=r"^nvidia-smi -q -x did not return XML \(.*\): check that nvidia-smi works on the host\.$"
+        ValueError,
+        match=r"^nvidia-smi -q -x printed XML that does not parse \(.*\); the output is truncated or the driver is broken: "
+        r"run 'nvidia-smi -q -x' by hand$",
     ):
         nv.parse_smi_xml("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.")
 
@@ -70,13 +74,13 @@ def test_memory_alone_counts_as_serving(smi):
 def test_processes_in_xml_are_parsed():
     xml = (
         "<nvidia_smi_log><driver_version>580.159.04</driver_version><gpu id='0'><product_name>NVIDIA H200</product_name>"
-        "<fb_memory_usage><used>70000 MiB</used></fb_memory_usage><processes><process_info><pid>77</pid>"
+        "<fb_memory_usage><total>143771 MiB</total><used>70000 MiB</used></fb_memory_usage><processes><process_info><pid>77</pid>"
         "<process_name>vllm</process_name><used_memory>69000 MiB</used_memory></process_info></processes></gpu></nvidia_smi_log>"
     )
     gpu = nv.parse_smi_xml(xml)["gpus"][0]
     assert gpu["processes"] == [{"pid": "77", "name": "vllm", "used_memory": "69000 MiB"}]
     assert gpu["memory_used_mib"] == 70000
-    assert gpu["fabric_state"] == "N/A"
+    assert gpu["fabric_state"] is None
 
 
 @pytest.mark.parametrize(
