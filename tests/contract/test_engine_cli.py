@@ -15,6 +15,8 @@ from ansible_collections.fleetserve.minimax.plugins.module_utils import _catalog
 import contract_layouts as layouts
 from contract_render import TEST_API_KEY, run_roles
 
+pytestmark = pytest.mark.contract
+
 VLLM_LAUNCHER = ["-m", "vllm.entrypoints.openai.api_server"]
 FOREIGN = {"minimax_m2": "minimax-m2", "minimax_m2_append_think": "minimax-append-think", "minimax": "minimax-m2"}
 FOREIGN.update({v: k for k, v in list(FOREIGN.items()) if k != "minimax"})

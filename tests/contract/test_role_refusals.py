@@ -15,6 +15,8 @@ import pytest
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _catalog
 from contract_render import run_roles
 
+pytestmark = pytest.mark.contract
+
 
 LAB_IMAGE = "fleetserve/lab-systemd:bookworm"
 # Source-checkout refs for the 0.9.2 image: release tags (also on a patched commit) pass; the rest is refused.

@@ -19,6 +19,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 from fake_openai import Behaviour, FakeOpenAI  # noqa: E402
 
+pytestmark = pytest.mark.integration
+
 SECRET = "sk-fs-verify-cli-secret"
 PLAYBOOK = """---
 - name: Verify

@@ -14,6 +14,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 from fake_openai import ANSWER, Behaviour, FakeOpenAI, free_port  # noqa: E402
 
+pytestmark = pytest.mark.integration
+
 SECRET = "sk-fs-verify-integration"
 MODULE = "ansible_collections.fleetserve.minimax.plugins.modules.openai_endpoint_info"
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration
+
 LLAMA = "local-org/tiny-llama"
 MINIMAX = "local-org/tiny-minimax-m2"
 LLAMA_PORT, MINIMAX_PORT = 18101, 18102

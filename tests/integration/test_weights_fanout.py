@@ -24,6 +24,8 @@ from fleetserve.lab import SYSTEMD_RUN_ARGS
 
 from test_weights_olah import ROOT, digests, free_port, olah_server
 
+pytestmark = pytest.mark.integration
+
 IMAGE = os.environ.get("FLEETSERVE_LAB_IMAGE", "fleetserve/lab-systemd:bookworm")
 NET = "fs-fanout-net"
 HOSTS = ["fs-fanout-t1", "fs-fanout-t2", "fs-fanout-t3"]

@@ -10,6 +10,8 @@ import pytest
 
 from test_weights_olah import _load_maker, digests, failure_msg, leftovers, result_of
 
+pytestmark = pytest.mark.integration
+
 REPO = "local-org/git-m2"
 
 

@@ -5,6 +5,8 @@ import pytest
 from fleetserve import cli, inventory, lab, paths, runner
 from fleetserve.errors import UserError
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(autouse=True)
 def _no_runs(monkeypatch, tmp_path):

@@ -14,6 +14,8 @@ import pytest
 
 from fleetserve import runner
 
+pytestmark = pytest.mark.unit
+
 
 def _command(result: runner.RunResult) -> list[str]:
     return json.loads((Path(result.artifact_dir) / "command").read_text())["command"]

@@ -1,6 +1,10 @@
 """The runner's reduction of ansible-runner events to per-host results, and secret scrubbing."""
 
+import pytest
+
 from fleetserve import runner
+
+pytestmark = pytest.mark.unit
 
 
 def _event(name, host=None, created="2026-11-22T05:00:00.000000", **data):

@@ -10,6 +10,8 @@ from fleetserve import cli, lab, paths, runner
 from fleetserve.commands import rollout, status
 from fleetserve.errors import UserError
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def inventory_file(tmp_path):

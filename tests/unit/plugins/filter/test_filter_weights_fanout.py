@@ -7,6 +7,8 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.fleetserve.minimax.plugins.filter.weights_fanout import FilterModule
 
+pytestmark = pytest.mark.unit
+
 plan = FilterModule().filters()["weights_fanout_plan"]
 
 

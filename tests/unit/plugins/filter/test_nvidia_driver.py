@@ -5,6 +5,8 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.fleetserve.minimax.plugins.filter.nvidia_driver import FilterModule
 
+pytestmark = pytest.mark.unit
+
 FILTERS = FilterModule().filters()
 MADISON = "nvidia-smi | 580.159.04-1 | file:/srv/fake-nvidia-apt ./ Packages\nnvidia-driver | 580.159.04-1 | file:/srv/fake-nvidia-apt ./ Packages\n"
 

@@ -8,6 +8,8 @@ import pytest
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _catalog
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def catalog(collection_root):

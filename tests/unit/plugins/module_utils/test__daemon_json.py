@@ -6,6 +6,8 @@ import pytest
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _daemon_json as dj
 
+pytestmark = pytest.mark.unit
+
 PATH = "/etc/docker/daemon.json"
 
 

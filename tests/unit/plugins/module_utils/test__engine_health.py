@@ -12,6 +12,8 @@ from ansible_collections.fleetserve.minimax.plugins.module_utils._engine_health 
     unit_failure,
 )
 
+pytestmark = pytest.mark.unit
+
 URL = "http://127.0.0.1:8000/health"
 RUNNING = {"ActiveState": "active", "SubState": "running", "NRestarts": "0", "Result": "success",
            "ExecMainCode": "0", "ExecMainStatus": "0"}

@@ -6,6 +6,8 @@ import pytest
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _gpu
 
+pytestmark = pytest.mark.unit
+
 HOSTS = {
     # host: (gpu count, name, memory MiB, links, fabric state)
     "h200-x1": (1, "NVIDIA H200", 143771, {}, None),

@@ -11,6 +11,8 @@ import yaml
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _catalog, _gpu, _plan
 from ansible_collections.fleetserve.minimax.plugins.modules import gpu_facts
 
+pytestmark = pytest.mark.unit
+
 HOST = {"python_version": "3.11.2", "glibc_version": "2.36"}
 H200_FUNCTION = {"address": "0000:00:06.0", "vendor": "0x10de", "device": "0x2335", "class": "0x030200"}
 

@@ -8,6 +8,8 @@ import pytest
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _catalog, _plan
 
+pytestmark = pytest.mark.unit
+
 H800, H20, H200 = ("NVIDIA H800", 81559), ("NVIDIA H20", 97871), ("NVIDIA H200", 143771)  # MiB as nvidia-smi reports
 HOST = {"python_version": "3.11.2", "glibc_version": "2.36"}
 

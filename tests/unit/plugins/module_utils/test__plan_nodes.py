@@ -8,6 +8,8 @@ import pytest
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _catalog, _plan, _plan_nodes
 
+pytestmark = pytest.mark.unit
+
 H100 = {"name": "NVIDIA H100 80GB HBM3", "memory_total_mib": 81559, "compute_capability": "9.0", "mig_mode": False}
 HOST = {"python_version": "3.11.2", "glibc_version": "2.36"}
 FACTS = {"driver_version": "580.159.04", "gpus": [dict(H100, index=i) for i in range(8)]}

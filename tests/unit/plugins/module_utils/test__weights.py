@@ -11,6 +11,8 @@ import pytest
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights as w
 
+pytestmark = pytest.mark.unit
+
 COMMIT = "a" * 40
 
 

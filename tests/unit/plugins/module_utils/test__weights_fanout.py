@@ -8,6 +8,8 @@ import pytest
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights_fanout as f
 
+pytestmark = pytest.mark.unit
+
 HOSTS8 = ["h%d" % i for i in range(1, 9)]
 
 

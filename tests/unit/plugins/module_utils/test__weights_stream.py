@@ -6,6 +6,8 @@ import pytest
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights_fanout as f
 
+pytestmark = pytest.mark.unit
+
 
 class Source:
     """A source whose staging area gains one file per poll, then announces; the receiver's side is a dict."""

@@ -1,8 +1,9 @@
 """The real 4x H200 host (tests/fixtures/nvidia-smi/h200-x4): every plan and refusal the preflight play printed
 there comes out of the same recording here, field for field.
 
-What ran there and why: docs/preflight.md, "Real hardware". The plays ran with ``-v``, so each output file
-holds the plan the play published (``"plan": {...}``) or the refusal (``fatal: ... "msg": ...``).
+Why: docs/preflight.md, "Real hardware"; what ran there: docs/results.md, "Preflight on real GPU hosts".
+The plays ran with ``-v``, so each output file holds the plan the play published (``"plan": {...}``) or
+the refusal (``fatal: ... "msg": ...``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import pytest
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _catalog, _gpu, _plan
+
+pytestmark = pytest.mark.unit
 
 HOST_DIR = "h200-x4"
 # The host's own Python and glibc (host.txt: Ubuntu 24.04.3).

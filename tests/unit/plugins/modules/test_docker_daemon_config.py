@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.unit
+
 MODULE = "plugins/modules/docker_daemon_config.py"
 
 

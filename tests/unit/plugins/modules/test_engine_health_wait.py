@@ -11,6 +11,8 @@ import threading
 
 import pytest
 
+pytestmark = pytest.mark.unit
+
 MODULE = "plugins/modules/engine_health_wait.py"
 KEY = "sk-fleetserve-test-4711"
 

@@ -9,6 +9,8 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.fleetserve.minimax.plugins.modules import gpu_facts
 
+pytestmark = pytest.mark.unit
+
 
 def run_module(capsys, **args):
     with patch_module_args(args), pytest.raises(SystemExit) as exc:

@@ -13,6 +13,8 @@ from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights_sources as sources
 from ansible_collections.fleetserve.minimax.plugins.modules import hf_snapshot
 
+pytestmark = pytest.mark.unit
+
 COMMIT = "c" * 40
 REAL_HUB = hf_snapshot.Hub
 FILES = {"config.json": b'{"model_type": "minimax_m2"}', "model-00001-of-00001.safetensors": b"\0" * 64}

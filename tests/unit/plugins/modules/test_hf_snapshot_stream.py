@@ -18,6 +18,8 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights as w
 from ansible_collections.fleetserve.minimax.plugins.modules import hf_snapshot
 
+pytestmark = pytest.mark.unit
+
 COMMIT = "e" * 40
 FILES = {
     "config.json": b'{"model_type": "minimax_m2"}',

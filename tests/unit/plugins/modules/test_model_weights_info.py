@@ -11,6 +11,8 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights as w
 from ansible_collections.fleetserve.minimax.plugins.modules import model_weights_info
 
+pytestmark = pytest.mark.unit
+
 COMMIT = "d" * 40
 
 

@@ -10,6 +10,8 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _catalog
 from ansible_collections.fleetserve.minimax.plugins.modules import serving_plan
 
+pytestmark = pytest.mark.unit
+
 FACTS = {
     "driver_version": "580.159.04",
     "gpus": [
