@@ -22,10 +22,29 @@ import ansible_runner
 from fleetserve import paths
 
 ARTIFACTS_KEPT = 20
-# Names that carry secrets by convention. Anything matching is removed from the environment the
-# runner inherits; vault password *files* and SSH agent sockets are paths, not secrets.
-_SECRET_ENV = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|CREDENTIAL)", re.IGNORECASE)
-_SECRET_ENV_ALLOWED = {"ANSIBLE_VAULT_PASSWORD_FILE", "SSH_AUTH_SOCK"}
+# The one definition of a secret-looking name, for environment variables (removed from what the runner
+# inherits) and for -e keys (refused by the CLI): both would end up in the run's artifacts.
+_SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|CREDENTIAL|VAULT)", re.IGNORECASE)
+# Environment variables that match but hold paths or settings, not secrets: Ansible's vault password file
+# and identity settings, the SSH agent socket, and the HashiCorp Vault client's address and TLS settings.
+_NOT_SECRET_ENV = {
+    "ANSIBLE_VAULT_PASSWORD_FILE",
+    "ANSIBLE_VAULT_IDENTITY_LIST",
+    "ANSIBLE_VAULT_IDENTITY",
+    "ANSIBLE_VAULT_ID_MATCH",
+    "ANSIBLE_VAULT_ENCRYPT_IDENTITY",
+    "SSH_AUTH_SOCK",
+    "VAULT_ADDR",
+    "VAULT_NAMESPACE",
+    "VAULT_CACERT",
+    "VAULT_CAPATH",
+    "VAULT_SKIP_VERIFY",
+}
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a variable name looks like it holds a secret (token, password, key, vault...)."""
+    return bool(_SECRET_NAME.search(name))
 
 EventSink = Callable[[dict], None]
 
@@ -131,7 +150,7 @@ class RunResult:
 def scrub_secret_environment(environ: dict | None = None) -> list[str]:
     """Remove secret-looking variables from ``environ`` (default: this process). Returns their names."""
     environ = os.environ if environ is None else environ
-    removed = [k for k in list(environ) if _SECRET_ENV.search(k) and k not in _SECRET_ENV_ALLOWED]
+    removed = [k for k in list(environ) if looks_secret(k) and k not in _NOT_SECRET_ENV]
     for key in removed:
         del environ[key]
     return removed

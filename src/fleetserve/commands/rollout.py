@@ -19,8 +19,6 @@ from fleetserve.commands import _playbook
 from fleetserve.errors import UserError
 from fleetserve.progress import Progress
 
-# Names that carry secrets by convention (the runner scrubs the same ones from its environment).
-_SECRET_KEY = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|CREDENTIAL|VAULT)", re.IGNORECASE)
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # CLI option -> playbooks/rollout.yml variable (see the playbook's header comment).
@@ -144,7 +142,7 @@ def parse_extra_vars(items: list[str]) -> dict:
         except yaml.YAMLError:
             value = raw
         for name in (key, *_nested_keys(value)):
-            if _SECRET_KEY.search(name):
+            if runner.looks_secret(name):
                 raise UserError(
                     f"-e {key}=... looks like a secret ({name}) and would be stored in the run's artifacts",
                     "put secrets in the inventory's vault (fleetserve_api_key, fleetserve_hf_token), "

@@ -22,12 +22,31 @@ def test_scrub_removes_secret_looking_variables_and_keeps_paths():
         "MY_PASSWORD": "p",
         "AWS_SECRET_ACCESS_KEY": "s",
         "ANSIBLE_VAULT_PASSWORD_FILE": "/home/me/.vault",
+        "ANSIBLE_VAULT_IDENTITY_LIST": "prod@/home/me/.vault-prod",
         "SSH_AUTH_SOCK": "/run/agent",
+        "VAULT_ADDR": "https://vault.example:8200",
+        "VAULT_TOKEN": "hvs.x",
         "PATH": "/usr/bin",
     }
+    paths_and_settings = ("ANSIBLE_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_IDENTITY_LIST", "SSH_AUTH_SOCK", "VAULT_ADDR", "PATH")
+    kept = {k: v for k, v in env.items() if k in paths_and_settings}
     removed = runner.scrub_secret_environment(env)
-    assert sorted(removed) == ["AWS_SECRET_ACCESS_KEY", "HF_TOKEN", "MY_PASSWORD", "OPENAI_API_KEY", "VLLM_APIKEY"]
-    assert env == {"ANSIBLE_VAULT_PASSWORD_FILE": "/home/me/.vault", "SSH_AUTH_SOCK": "/run/agent", "PATH": "/usr/bin"}
+    assert sorted(removed) == [
+        "AWS_SECRET_ACCESS_KEY", "HF_TOKEN", "MY_PASSWORD", "OPENAI_API_KEY", "VAULT_TOKEN", "VLLM_APIKEY"
+    ]
+    assert env == kept
+
+
+def test_one_definition_of_a_secret_name_for_the_environment_and_for_extra_vars():
+    """The CLI refuses -e keys by the same rule the runner scrubs the environment with."""
+    from fleetserve.commands import rollout
+
+    for name in ("hf_token", "vault_api_key", "db_password", "my_secret", "openai_apikey", "aws_credentials"):
+        assert runner.looks_secret(name), name
+        with pytest.raises(rollout.UserError):
+            rollout.parse_extra_vars([f"{name}=x"])
+    assert not runner.looks_secret("sglang_venv_version")
+    assert rollout.parse_extra_vars(["sglang_venv_version=0.5.23"]) == {"sglang_venv_version": "0.5.23"}
 
 
 def test_collector_summarises_failures_time_and_stats():
