@@ -264,7 +264,7 @@ def parse_pci(functions: list, table: dict) -> dict:
                 "unknown_pci_device",
                 f"the NVIDIA GPU at {function['address']} has PCI device ID {device}, which the GPU table does not "
                 f"know; add it to preflight_pci_gpus_extra as {{'{device}': {{name: <nvidia-smi's product name>, "
-                "memory_total_mib: <MiB>, compute_capability: '<major.minor>', architecture: <name>}}} (figures from "
+                "memory_total_mib: <MiB>, compute_capability: '<major.minor>', architecture: <name>}} (figures from "
                 "NVIDIA's datasheet or nvidia-smi on a host of that SKU), or install the driver first "
                 "(nvidia_driver_mode: install) so that preflight reads the GPUs with nvidia-smi",
             )

@@ -331,7 +331,7 @@ def build_plan(catalog: dict, model: str, gpu_facts: dict, host: dict, wishes: d
             f"preflight_mem_fraction {fraction} must be between 0 and 1 (exclusive); "
             f"the {engine} default is {DEFAULT_FRACTION[engine]}"
         )
-    port = int(wishes.get("port") or DEFAULT_PORT)
+    port = plan_port(wishes.get("port"))
     layout = _plan_nodes.node_layout(nodes, engine, port)
     per_node = len(gpu_facts["gpus"])
     if layout["nnodes"] > 1:
@@ -419,3 +419,27 @@ def confirm_plan(expected: dict, plan: dict) -> None:
             f"{'; '.join(differences)}. Correct this SKU's entry with preflight_pci_gpus_extra (name, memory_total_mib "
             "and compute_capability as nvidia-smi reports them), then re-run; nothing was started on this host"
         )
+
+
+def plan_port(wish) -> int:
+    """The engine port of a plan: preflight_port, or DEFAULT_PORT when it is null."""
+    return int(wish or DEFAULT_PORT)
+
+
+def serving_endpoint(port_wish, nnodes, node_group, group_hosts, me: str) -> dict:
+    """Where a host serves, as its plan says, from the inventory alone: {port, node_rank, nnodes, node_group}.
+
+    What the router lists its workers by when playbooks/router.yml runs without the preflight play. The rank
+    is the host's place in its node group (inventory order), as _plan_nodes.node_layout numbers it."""
+    nnodes = int(nnodes or 1)
+    rank = 0
+    if nnodes > 1:
+        hosts = list(group_hosts or [])
+        if me not in hosts or len(hosts) != nnodes:
+            raise PlanError(
+                f"{me} has preflight_nnodes {nnodes} but is not one of exactly that many hosts of preflight_node_group "
+                f"'{node_group}', so its node rank is unknown: set preflight_node_group to the inventory group whose "
+                "hosts form this engine (node 0 first), or preflight_nnodes to 1; `fleetserve plan` shows the full check"
+            )
+        rank = hosts.index(me)
+    return {"port": plan_port(port_wish), "node_rank": rank, "nnodes": nnodes, "node_group": node_group or None}

@@ -122,7 +122,7 @@ def check_disk(needed_bytes, free_bytes, path, reserve_bytes=0):
     if needed_bytes + reserve_bytes > free_bytes:
         raise WeightsError(
             "not enough disk space on %s: the download needs %s (plus a reserve of %s) but %s is free; "
-            "free space there or point weights_models_dir at a larger filesystem"
+            "free space there or point fleetserve_models_dir (or this model's weights_dir) at a larger filesystem"
             % (path, human_bytes(needed_bytes), human_bytes(reserve_bytes), human_bytes(free_bytes))
         )
 
@@ -160,7 +160,8 @@ def read_token_file(path):
         st = os.stat(path)
     except OSError as exc:
         raise WeightsError(
-            "cannot read token file %s (%s): set token_file to an existing 0600 file" % (path, exc.strerror)
+            "cannot read token file %s (%s): set weights_hf_token_file (the module option token_file) to an "
+            "existing 0600 file" % (path, exc.strerror)
         )
     check_token_file_mode(path, st.st_mode)
     with open(path) as fh:

@@ -60,6 +60,26 @@ def _deploy(capsys, *argv: str) -> tuple[int, str]:
     return code, captured.out + captured.err
 
 
+def _site(ansible_env, collection_root, *args: str) -> subprocess.CompletedProcess:
+    """ansible-playbook site.yml on the lab, as a user runs it."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "site.yml", "-i", str(paths.lab_inventory()), *args],
+        cwd=collection_root,
+        env=dict(ansible_env, FLEETSERVE_LAB=LAB),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _purge_driver() -> None:
+    """Back to a host without a driver: the stand-in packages purged, nvidia-smi gone."""
+    # dpkg, not apt: a package that is not installed is skipped with a warning, and holds do not apply.
+    removed = _sh("dpkg", "--purge", "nvidia-driver", "nvidia-kernel-open-dkms", "nvidia-smi")
+    assert removed.returncode == 0, removed.stderr
+    assert _sh("sh", "-c", "command -v nvidia-smi").returncode != 0
+
+
 def _changed(output: str) -> list[str]:
     return [line for line in output.splitlines() if f" {HOST} " in line and " changed " in line]
 
@@ -113,10 +133,7 @@ def test_a_rerun_and_check_mode_change_nothing(bare, capsys):
 
 
 def test_a_plan_the_driver_contradicts_stops_the_host_before_the_engine(bare, ansible_env, collection_root, tmp_path):
-    removed = _sh(
-        "apt-get", "purge", "-y", "-q", "--allow-change-held-packages", "nvidia-driver", "nvidia-kernel-open-dkms", "nvidia-smi"
-    )
-    assert removed.returncode == 0, removed.stderr
+    _purge_driver()
     unit_before = _sh("stat", "-c", "%Y %s", UNIT).stdout
     assert unit_before, f"{UNIT} is where the engine's unit is"
     wrong = tmp_path / "wrong-table.yml"
@@ -125,22 +142,7 @@ def test_a_plan_the_driver_contradicts_stops_the_host_before_the_engine(bare, an
         "preflight_pci_gpus_extra:\n  '0x2335': {name: NVIDIA H200 NVL, memory_total_mib: 143771, "
         "compute_capability: '9.0', architecture: Hopper}\n"
     )
-    env = dict(ansible_env, FLEETSERVE_LAB=LAB)
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "site.yml",
-            "-i",
-            str(paths.lab_inventory()),
-            "-e",
-            f"@{wrong}",
-        ],
-        cwd=collection_root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = _site(ansible_env, collection_root, "-e", f"@{wrong}")
     assert proc.returncode == 2, proc.stdout[-3000:]
     assert (
         "with the driver installed, nvidia-smi shows GPUs that change the plan made from PCI before it: "
@@ -148,3 +150,42 @@ def test_a_plan_the_driver_contradicts_stops_the_host_before_the_engine(bare, an
     ) in proc.stdout
     assert "Engine | Serve SGLang from a venv" not in proc.stdout
     assert _sh("stat", "-c", "%Y %s", UNIT).stdout == unit_before
+
+
+BAD = {
+    "unknown NVIDIA device": (
+        {"0000:00:06.0": ("0x10de", "0x2bee", "0x030200")},
+        "the NVIDIA GPU at 0000:00:06.0 has PCI device ID 0x2bee, which the GPU table does not know; "
+        "add it to preflight_pci_gpus_extra as {'0x2bee': {name: ",
+    ),
+    "no NVIDIA GPU on PCI": (
+        {"0000:00:03.0": ("0x1af4", "0x1041", "0x020000")},
+        "neither nvidia-smi nor PCI shows an NVIDIA GPU on this host",
+    ),
+    "a pin the repository lacks": (None, "nvidia-driver 580.95.05 is not in this host's apt repositories (available: "),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_on_a_bare_host_is_refused_before_anything_changes(bare, ansible_env, collection_root, case):
+    """On the host without a driver again: each refusal names the fix, and the run added no NVIDIA package,
+    apt source or modprobe file."""
+    _purge_driver()
+    functions, message = BAD[case]
+    if functions:
+        tree = f"/tmp/pci-{case.replace(' ', '-')}"
+        for address, (vendor, device, klass) in functions.items():
+            script = (
+                f"mkdir -p {tree}/{address} && echo {vendor} > {tree}/{address}/vendor && "
+                f"echo {device} > {tree}/{address}/device && echo {klass} > {tree}/{address}/class"
+            )
+            assert _sh("sh", "-c", script).returncode == 0
+        args = ["-e", f"preflight_pci_devices_dir={tree}"]
+    else:
+        args = ["-e", "nvidia_driver_version=580.95.05"]
+    before = _sh("sh", "-c", "ls /etc/modprobe.d /etc/apt/sources.list.d; dpkg-query -W -f '${Package}\\n'").stdout
+    proc = _site(ansible_env, collection_root, *args)
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    assert message in proc.stdout, proc.stdout[-3000:]
+    assert "nvidia-smi" not in _sh("dpkg-query", "-W", "-f", "${Package}\n").stdout
+    assert _sh("sh", "-c", "ls /etc/modprobe.d /etc/apt/sources.list.d; dpkg-query -W -f '${Package}\\n'").stdout == before

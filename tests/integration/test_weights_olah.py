@@ -286,7 +286,9 @@ def test_disk_too_small_fails_before_the_first_byte(olah, tmp_path, run_playbook
     proc = run_playbook(snapshot_play(tmp_path / "models" / "m", olah["url"], extra={"disk_reserve_bytes": 2**60}))
     msg = failure_msg(proc)
     assert msg.startswith("not enough disk space on %s: the download needs " % tmp_path)
-    assert msg.endswith("free space there or point weights_models_dir at a larger filesystem")
+    assert msg.endswith(
+        "free space there or point fleetserve_models_dir (or this model's weights_dir) at a larger filesystem"
+    )
     assert not (tmp_path / "models").exists()
 
 

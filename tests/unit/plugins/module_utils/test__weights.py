@@ -102,7 +102,7 @@ def test_check_disk_names_sizes_and_fix():
         w.check_disk(3 * 1024**3, 2 * 1024**3, "/srv", reserve_bytes=1024**3)
     assert str(exc.value) == (
         "not enough disk space on /srv: the download needs 3.0 GiB (plus a reserve of 1.0 GiB) but 2.0 GiB is free; "
-        "free space there or point weights_models_dir at a larger filesystem"
+        "free space there or point fleetserve_models_dir (or this model's weights_dir) at a larger filesystem"
     )
 
 
@@ -126,7 +126,7 @@ def test_token_file_0600_is_read_and_stripped(tmp_path):
 
 def test_missing_token_file_names_the_fix(tmp_path):
     with pytest.raises(
-        ValueError, match=r"cannot read token file .*/nope \(No such file or directory\): set token_file"
+        ValueError, match=r"cannot read token file .*/nope \(No such file or directory\): set weights_hf_token_file"
     ):
         w.read_token_file(str(tmp_path / "nope"))
 
