@@ -11,6 +11,10 @@ One JSON object per published case, through the same functions the preflight rol
   nvidia-smi reports it (H800: 81559 MiB, as our H100 80GB recording; H20: 97871 MiB).
   Target: accepted, computed (the KV capacity) / published >= 1.0.
 * must_refuse: 5M tokens on 8xH800. Target: not accepted.
+* real_engine: the KV cache real vLLM 0.26.0 reported on a lent H200 for the tiny
+  random-weight MiniMax-M2 checkpoint (tests/fixtures/real-vllm-0.26.0, made by scripts/real_engine/),
+  next to what the plan predicts from that machine's recorded nvidia-smi. Target: ratio
+  (predicted / engine) within 0.95..1.05. No GPU needed: it reads the kept recording.
 
 usage: bench/planner.py     prints the JSON list on stdout
 """
@@ -79,6 +83,32 @@ def context_case(catalog: dict, kind: str, context: int, case_kind: str) -> dict
     }
 
 
+def real_engine_case() -> dict:
+    """The plan for the recorded device run's GPU facts, against the KV tokens vLLM logged there."""
+    sys.path.insert(0, str(ROOT / "scripts" / "real_engine"))
+    import vllm_on_device  # the run's own catalog entry and argv rendering
+
+    rec = json.loads((ROOT / "tests" / "fixtures" / "real-vllm-0.26.0" / "recordings.json").read_text())
+    facts = vllm_on_device.gpu_facts(
+        (ROOT / "tests" / "fixtures" / "real-vllm-0.26.0" / "nvidia-smi-q.xml").read_text(),
+        rec["nvidia_smi_query_gpu"],
+        rec["nvidia_smi_topo"],
+    )
+    launch = vllm_on_device.plan_and_argv(facts, rec["argv"][0], "/root/models")
+    predicted, engine = launch["plan"]["kv_capacity_tokens"], rec["log_figures"]["kv_cache_tokens"]
+    return {
+        "case": f"{vllm_on_device.MODEL} on 1x{facts['gpus'][0]['name']}, recorded engine KV cache",
+        "kind": "real_engine",
+        "engine": f"vllm {vllm_on_device.ENGINE_VERSION}",
+        "gpu": facts["gpus"][0]["name"],
+        "predicted_kv_tokens": predicted,
+        "engine_kv_tokens": engine,
+        "ratio": round(predicted / engine, 3),
+        "same_argv": launch["argv"][1:] == rec["argv"][1:],
+        "time_to_ready_s": rec["time_to_ready_s"],
+    }
+
+
 def main() -> int:
     catalog = _catalog.load_catalog(ROOT / _catalog.CATALOG_RELPATH)
     cases = [
@@ -88,6 +118,7 @@ def main() -> int:
         context_case(catalog, "H20", 5_000_000, "max_context"),
         context_case(catalog, "H800", 5_000_000, "must_refuse"),
     ]
+    cases.append(real_engine_case())
     print(json.dumps(cases, indent=1))
     return 0
 

@@ -89,6 +89,18 @@ options:
     description: Seconds without any stream data after which the stream counts as stalled.
     type: float
     default: 30
+  skip_checks:
+    description:
+      - Checks of what the model wrote to leave out, for a model that cannot pass them, such as a random-weight
+        test checkpoint (it never closes C(</think>) nor calls a tool).
+      - V(shape) the chat reply is still required, only its reasoning shape (O(expect_reasoning)) is not checked.
+      - V(tool_call) with O(tool_call=true) the tool request is still sent and must answer one choice, but no
+        tool call is required and no follow-up turn is sent.
+      - Skipped stages appear in RV(stages) with C(skipped=true) and are listed in RV(skipped).
+    type: list
+    elements: str
+    choices: [shape, tool_call]
+    default: []
 notes:
   - HTTP goes through C(ansible.module_utils.urls); the target needs no extra Python packages.
   - Proxies are not used; the endpoint is expected on the host or its network.
@@ -154,6 +166,12 @@ stream:
   type: dict
   sample: {"ttft_s": 0.21, "tokens": 96, "tokens_counted_from": "usage", "tokens_per_s": 58.3, "chunks": 98,
            "done_marker": true, "finish_reason": "stop", "elapsed_s": 1.85}
+skipped:
+  description: The stages whose checks O(skip_checks) left out.
+  returned: success and O(skip_checks) set
+  type: list
+  elements: str
+  sample: ["shape", "tool_call"]
 reason:
   description:
     - Stable failure code, for example V(tcp_unreachable), V(health_warming_up), V(model_not_listed),
@@ -188,6 +206,7 @@ from ansible_collections.fleetserve.minimax.plugins.module_utils._openai import 
     ENDPOINT_ARGSPEC,
     ENGINES,
     REASONING_SHAPES,
+    SKIPPABLE_CHECKS,
     HttpClient,
     Verifier,
     VerifyError,
@@ -206,6 +225,7 @@ ARGUMENT_SPEC = dict(
     tool_call=dict(type="bool", default=False),
     stream=dict(type="bool", default=False),
     stream_idle_timeout=dict(type="float", default=30.0),
+    skip_checks=dict(type="list", elements="str", choices=list(SKIPPABLE_CHECKS), default=[]),
 )
 
 

@@ -207,7 +207,10 @@ def test_stream_that_stalls(run_module):
         result, wall = expect_failure(
             run_module, base(server, stream=True, stream_idle_timeout=1), "stream_stalled", "stream"
         )
-        assert result["msg"].endswith("the engine stalled mid-generation: check its logs, or raise stream_idle_timeout")
+        assert result["msg"].endswith(
+            "the engine stalled mid-generation: check its logs, or raise verify_stream_idle_timeout "
+            "(module option stream_idle_timeout)"
+        )
         assert "after 3 event(s)" in result["msg"]
         assert wall < 10
         assert "chat" in result["stages"]

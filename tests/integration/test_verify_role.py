@@ -84,7 +84,7 @@ def test_failure_names_reason_but_not_the_key(run_playbook):
         assert SECRET not in proc.stdout + proc.stderr
         assert "Verify | Fail when the endpoint did not serve" in proc.stdout
         assert "reason=auth_rejected url=http://127.0.0.1:%d/v1/models" % server.port in proc.stdout
-        assert "give api_key the key the engine was started with (fleetserve_api_key)" in proc.stdout
+        assert "set fleetserve_api_key (module option api_key) to the key the engine was started with" in proc.stdout
 
 
 def test_plan_without_tool_parser_skips_tool_call_and_separate_shape(run_playbook):
@@ -169,3 +169,18 @@ def test_defaults_and_argument_specs_agree(collection_root):
     assert set(defaults) == set(specs)
     for name, value in defaults.items():
         assert specs[name].get("default") == value, name
+
+
+def test_skip_checks_reach_the_module_for_a_model_that_cannot_pass_them(run_playbook):
+    """verify_skip_checks: a random-weight model (plain text, no </think>, no tool call) passes with the
+    shape and tool_call stages reported skipped; without it the same endpoint fails at shape."""
+    behaviour = Behaviour(api_key=SECRET, chat="plain")
+    with FakeOpenAI(behaviour) as server:
+        proc = run_playbook(playbook(plan(server.port), extra="verify_skip_checks: [shape, tool_call]"))
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        rep = report(proc.stdout)
+        assert rep["status"] == "ok"
+        assert rep["stages"]["shape"].get("skipped") is True and rep["stages"]["tool_call"].get("skipped") is True
+        proc = run_playbook(playbook(plan(server.port)))
+        assert proc.returncode == 2
+        assert "reason=shape_mismatch" in proc.stdout

@@ -69,6 +69,9 @@ class Sim:
             return 404, {"detail": "Not Found"}
         if not self.authorised(path, headers):
             return 401, {"error": "Unauthorized"}
+        if path in ("/health", "/health_generate", "/ping") and cfg.engine == "vllm":
+            # vLLM answers a bare 200 (no body, no content type); real-vllm-0.26.0 recordings
+            return (200, None) if self.warm() and not self.stopping else (503, None)
         if path in ("/health", "/health_generate"):
             return (200, {}) if self.warm() and not self.stopping else (503, {})
         if path == "/ready" and cfg.engine == "sglang":
@@ -112,27 +115,55 @@ class Sim:
             "internal_states": [{"last_gen_throughput": 0.0, "num_running_reqs": self.in_flight}],
         }
 
-    def error(self, message, code):
+    def error(self, message, code, param=None):
         kind = {400: "BadRequestError", 404: "NotFoundError"}.get(code, "Error")
-        return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
     def models(self):
         cfg = self.cfg
         owner = "vllm" if cfg.engine == "vllm" else "sglang"
-        card = {"id": cfg.served_model_name, "object": "model", "created": int(time.time()), "owned_by": owner}
+        created = int(time.time())
+        card = {"id": cfg.served_model_name, "object": "model", "created": created, "owned_by": owner}
         card["root"] = cfg.model
+        if cfg.engine == "vllm":
+            card["parent"] = None
         card["max_model_len"] = cfg.max_model_len
+        if cfg.engine == "vllm":
+            card["permission"] = [
+                {
+                    "id": "modelperm-" + uuid.uuid4().hex[:16],
+                    "object": "model_permission",
+                    "created": created,
+                    "allow_create_engine": False,
+                    "allow_sampling": True,
+                    "allow_logprobs": True,
+                    "allow_search_indices": False,
+                    "allow_view": True,
+                    "allow_fine_tuning": False,
+                    "organization": "*",
+                    "group": None,
+                    "is_blocking": False,
+                }
+            ]
         return {"object": "list", "data": [card]}
 
     def metrics(self):
         if self.cfg.engine == "vllm":
-            name = self.cfg.served_model_name
+            # Names, types and labels as vLLM 0.26.0 writes them (tests/fixtures/real-vllm-0.26.0).
+            labels = f'engine="0",model_name="{self.cfg.served_model_name}"'
             return (
                 "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
                 "# TYPE vllm:num_requests_running gauge\n"
-                f'vllm:num_requests_running{{model_name="{name}"}} {float(self.in_flight)}\n'
+                f"vllm:num_requests_running{{{labels}}} {float(self.in_flight)}\n"
+                "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
+                "# TYPE vllm:num_requests_waiting gauge\n"
+                f"vllm:num_requests_waiting{{{labels}}} 0.0\n"
+                "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.\n"
+                "# TYPE vllm:kv_cache_usage_perc gauge\n"
+                f"vllm:kv_cache_usage_perc{{{labels}}} 0.0\n"
+                "# HELP vllm:request_success_total Count of successfully processed requests.\n"
                 "# TYPE vllm:request_success_total counter\n"
-                f'vllm:request_success_total{{model_name="{name}"}} {float(self.requests)}\n'
+                f'vllm:request_success_total{{{labels},finished_reason="stop"}} {float(self.requests)}\n'
             )
         return (
             "# HELP sglang:num_running_reqs The number of running requests.\n"
@@ -143,7 +174,15 @@ class Sim:
     def chat(self, request):
         cfg = self.cfg
         if cfg.engine == "vllm" and request.get("model") not in (None, cfg.served_model_name):
-            return 404, self.error(f"The model `{request.get('model')}` does not exist.", 404)
+            return 404, self.error(f"The model `{request.get('model')}` does not exist.", 404, param="model")
+        max_tokens = request.get("max_tokens")
+        if cfg.engine == "vllm" and isinstance(max_tokens, int) and max_tokens > cfg.max_model_len:
+            return 400, self.error(
+                f"max_tokens={max_tokens} cannot be greater than max_model_len=max_total_tokens={cfg.max_model_len}. "
+                f"Please request fewer output tokens. (parameter=max_tokens, value={max_tokens})",
+                400,
+                param="max_tokens",
+            )
         tools = request.get("tools") or []
         if (
             tools
@@ -159,29 +198,90 @@ class Sim:
         )
         usage = {"prompt_tokens": 12, "completion_tokens": len(raw.split()), "total_tokens": 12 + len(raw.split())}
         base = {"id": "chatcmpl-" + uuid.uuid4().hex, "created": int(time.time()), "model": cfg.served_model_name}
+        vllm = cfg.engine == "vllm"
         if request.get("stream"):
             include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
-            return 200, list(self.stream(base, content, reasoning, calls, finish, usage if include_usage else None))
+            return 200, list(
+                self.stream(
+                    base, content, reasoning, calls, finish, usage if include_usage else None, vllm, cfg.version
+                )
+            )
+        if vllm:
+            return 200, self.vllm_completion(base, content, reasoning, calls, finish, usage, cfg.version)
         message = {"role": "assistant", "content": content, "reasoning_content": reasoning, "tool_calls": calls}
         choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
         return 200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
 
     @staticmethod
-    def stream(base, content, reasoning, calls, finish, usage):
+    def vllm_completion(base, content, reasoning, calls, finish, usage, version):
+        """vLLM 0.26.0's shape: separated reasoning in `reasoning` (no `reasoning_content`), tool_calls only
+        when there are some, and its null extras (tests/fixtures/real-vllm-0.26.0/recordings.json)."""
+        message = {
+            "role": "assistant",
+            "content": content,
+            "refusal": None,
+            "annotations": None,
+            "audio": None,
+            "function_call": None,
+        }
+        if calls:
+            message["tool_calls"] = calls
+        message["reasoning"] = reasoning
+        choice = {
+            "index": 0,
+            "message": message,
+            "logprobs": None,
+            "finish_reason": finish,
+            "stop_reason": None,
+            "token_ids": None,
+            "routed_experts": None,
+        }
+        return {
+            **base,
+            "object": "chat.completion",
+            "choices": [choice],
+            "service_tier": None,
+            "system_fingerprint": f"vllm-{version}-enginesim",
+            "usage": dict(usage, prompt_tokens_details=None),
+            "prompt_logprobs": None,
+            "prompt_token_ids": None,
+            "prompt_text": None,
+            "kv_transfer_params": None,
+            "ec_transfer_params": None,
+            "metrics": None,
+        }
+
+    @staticmethod
+    def stream(base, content, reasoning, calls, finish, usage, vllm=False, version=""):
+        reasoning_key = "reasoning" if vllm else "reasoning_content"
+
         def chunk(delta, finish_reason=None, **extra):
             choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+            if vllm:
+                choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+                if finish_reason:
+                    choice["stop_reason"] = None
+                choice["token_ids"] = None
             return {**base, "object": "chat.completion.chunk", "choices": [choice], **extra}
 
-        yield chunk({"role": "assistant", "content": ""})
+        if vllm:  # the first chunk carries the prompt fields and its choice no token_ids
+            first = chunk({"role": "assistant", "content": ""})
+            first["choices"][0].pop("token_ids")
+            yield {**first, "prompt_token_ids": None, "prompt_text": None}
+        else:
+            yield chunk({"role": "assistant", "content": ""})
         for piece in _pieces(reasoning):
-            yield chunk({"reasoning_content": piece})
+            yield chunk({reasoning_key: piece})
         for piece in _pieces(content):
             yield chunk({"content": piece})
         for i, call in enumerate(calls):
             yield chunk({"tool_calls": [{"index": i, **call}]})
-        yield chunk({}, finish)
+        yield chunk({"content": ""} if vllm else {}, finish)
         if usage:
-            yield {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+            last = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+            if vllm:
+                last["system_fingerprint"] = f"vllm-{version}-enginesim"
+            yield last
 
 
 def _pieces(text, size=16):
@@ -213,22 +313,28 @@ async def _handle(sim, reader, writer):
             log(f"{method} {path} {status}")
         if path == "/v1/chat/completions" and status == 200 and sim.cfg.latency_s > 0:
             await asyncio.sleep(sim.cfg.latency_s)  # a generation takes time: what a drain must wait for
+        vllm = sim.cfg.engine == "vllm"
+        # vLLM (FastAPI) writes compact JSON and names the charset of streams and metrics.
+        dump = (lambda obj: json.dumps(obj, separators=(",", ":"))) if vllm else json.dumps
         if isinstance(payload, list):  # an SSE stream
-            writer.write(
-                f"HTTP/1.1 {status} OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n".encode()
-            )
+            sse = "text/event-stream; charset=utf-8" if vllm else "text/event-stream"
+            writer.write(f"HTTP/1.1 {status} OK\r\nContent-Type: {sse}\r\nConnection: close\r\n\r\n".encode())
             for event in payload:
-                writer.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+                writer.write(b"data: " + dump(event).encode() + b"\n\n")
                 await writer.drain()
             writer.write(b"data: [DONE]\n\n")
         else:
             is_text = isinstance(payload, str)
-            data = payload.encode() if is_text else json.dumps(payload).encode()
-            ctype = "text/plain; version=0.0.4" if is_text else "application/json"
-            writer.write(
-                f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data
-            )
+            if payload is None:  # vLLM's bare /health and /ping: no body, no content type
+                data, ctype = b"", None
+            elif is_text:
+                data = payload.encode()
+                ctype = "text/plain; version=1.0.0; charset=utf-8" if vllm else "text/plain; version=0.0.4"
+            else:
+                data, ctype = dump(payload).encode(), "application/json"
+            head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+            head += f"Content-Type: {ctype}\r\n" if ctype else ""
+            writer.write(f"{head}Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
         await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError, ValueError):
         pass

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import ssl
+from pathlib import Path
 
 import pytest
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _openai as o
+
+pytestmark = pytest.mark.unit
 
 PARAMS = dict(
     base_url="http://127.0.0.1:8000",
@@ -83,6 +86,7 @@ def test_parse_base_url_rejects(url, message):
         ),
         ({"health_path": "health"}, "health_path 'health' must start with '/', e.g. /health"),
         ({"api_key": ""}, "api_key is set but empty; leave it unset for an open endpoint or give the engine's key"),
+        ({"skip_checks": ["shape", "chat"]}, "skip_checks has chat; only shape, tool_call can be skipped"),
     ],
 )
 def test_check_options_rejects(change, message):
@@ -115,7 +119,7 @@ def test_health_state(engine, status, state):
     [
         ("sglang", 503, "health_warming_up", "SGLang was still warming up (http://h/health answered 503)"),
         ("vllm", 503, "health_failing", "vLLM answers 503 when its engine core is dead (EngineDeadError)"),
-        ("generic", 404, "health_failing", "set health_path to the server's health route"),
+        ("generic", 404, "health_failing", "set verify_health_path (module option health_path) to the server's health route"),
         ("vllm", None, "health_no_answer", "http://h/health accepted connections but never answered"),
     ],
 )
@@ -148,8 +152,9 @@ def test_wrong_model_names_the_fix():
         o.check_model_listed(["MiniMaxAI/MiniMax-M2.5"], "MiniMax-M2.5")
     assert reason_of(exc) == "model_not_listed"
     assert exc.value.message == (
-        "/v1/models lists [\"MiniMaxAI/MiniMax-M2.5\"], not 'MiniMax-M2.5'; set served_model_name to the name "
-        "the engine serves, or restart the engine with --served-model-name MiniMax-M2.5"
+        "/v1/models lists [\"MiniMaxAI/MiniMax-M2.5\"], not 'MiniMax-M2.5'; set verify_served_model_name (module "
+        "option served_model_name) to the name the engine serves, or restart the engine with --served-model-name "
+        "MiniMax-M2.5"
     )
 
 
@@ -244,15 +249,16 @@ def test_shape_accepts(message, expect):
             "append_think",
             "expected the append-think shape (content carrying </think>) but content has no </think>; the server "
             "separated it into reasoning_content, so it runs a separating reasoning parser: set "
-            "expect_reasoning=separate, or start the engine with the append-think parser (SGLang "
-            "minimax-append-think, vLLM minimax_m2_append_think)",
+            "verify_expect_reasoning (module option expect_reasoning) to separate, or start the engine with the "
+            "append-think parser (SGLang minimax-append-think, vLLM minimax_m2_append_think)",
         ),
         (
             {"content": "<think>still thinking"},
             "length",
             "append_think",
             "expected the append-think shape (content carrying </think>) but content has no </think> "
-            "(finish_reason is 'length': the answer was cut off, raise max_tokens); start the engine with the "
+            "(finish_reason is 'length': the answer was cut off, raise verify_max_tokens, module option max_tokens); "
+            "start the engine with the "
             "append-think reasoning parser (SGLang minimax-append-think, vLLM minimax_m2_append_think)",
         ),
         (
@@ -260,7 +266,8 @@ def test_shape_accepts(message, expect):
             "stop",
             "separate",
             "expected separated reasoning (non-empty reasoning_content) but it is empty; start the engine with a "
-            "separating reasoning parser (SGLang minimax, vLLM minimax_m2) or set expect_reasoning=append_think",
+            "separating reasoning parser (SGLang minimax, vLLM minimax_m2) or set verify_expect_reasoning (module option "
+            "expect_reasoning) to append_think",
         ),
         (
             {"content": "<think>x</think>y", "reasoning_content": "x"},
@@ -582,6 +589,75 @@ def test_tool_call_round_trip_sends_the_tool_result():
     }
     last_body = client.calls[-1][2]
     assert last_body["messages"][-1]["role"] == "tool"
+
+
+# ------------------------------------------------------------------------------------------ skip_checks
+
+# What real vLLM 0.26.0 answered a random-weight MiniMax-M2 checkpoint (tests/fixtures/real-vllm-0.26.0):
+# append-think content that never closes </think>, and no tool call for the tools request.
+REAL = json.loads(
+    (Path(__file__).resolve().parents[4] / "tests" / "fixtures" / "real-vllm-0.26.0" / "recordings.json").read_text(
+        encoding="utf-8"
+    )
+)["answers"]
+
+
+def real_script():
+    answer = {name: (REAL[name]["status"], REAL[name]["body"]) for name in ("health", "models", "models_no_key")}
+    chat, tools = (REAL["chat"]["status"], REAL["chat"]["body"]), (
+        REAL["chat_tools"]["status"],
+        REAL["chat_tools"]["body"],
+    )
+    return {
+        ("/health", False): [answer["health"]],
+        ("/v1/models", True): [answer["models"]],
+        ("/v1/models", False): [answer["models_no_key"]],
+        ("/v1/chat/completions", True): [chat, tools],
+    }
+
+
+def real_params(**extra):
+    served = json.loads(REAL["models"]["body"])["data"][0]["id"]
+    return dict(served_model_name=served, engine="vllm", api_key="k", expect_reasoning="append_think", **extra)
+
+
+def test_random_weights_fail_the_tool_call_check_without_skip():
+    # (the recorded chat reply happens to hold a random </think>, so its shape passes; the tool call cannot)
+    verifier, _client, _clock = make(real_script(), **real_params(tool_call=True))
+    with pytest.raises(o.VerifyError) as exc:
+        verifier.run()
+    assert (exc.value.reason, exc.value.stage) == ("tool_call_missing", "tool_call")
+
+
+def test_skip_checks_pass_the_real_vllm_answers_and_say_so():
+    verifier, client, _clock = make(real_script(), **real_params(tool_call=True, skip_checks=["shape", "tool_call"]))
+    result = verifier.run()
+    assert list(result["stages"]) == ["tcp", "health", "models", "auth", "chat", "shape", "tool_call"]
+    assert result["stages"]["shape"]["skipped"] and result["stages"]["tool_call"]["skipped"]
+    assert "skipped" not in result["stages"]["chat"]
+    assert result["skipped"] == ["shape", "tool_call"]
+    assert result["tool_call"] == {"skipped": True, "tool_calls": 0, "finish_reason": "stop"}
+    # the tools request was sent, and no follow-up turn with a tool result
+    chats = [c for c in client.calls if c[0] == "/v1/chat/completions"]
+    assert len(chats) == 2 and chats[-1][2]["tools"]
+
+
+def test_skip_checks_still_require_a_served_chat():
+    script = real_script()
+    script[("/v1/chat/completions", True)] = [
+        (200, {"choices": [{"message": {"content": ""}, "finish_reason": "stop"}]})
+    ]
+    verifier, _client, _clock = make(script, **real_params(skip_checks=["shape"]))
+    with pytest.raises(o.VerifyError) as exc:
+        verifier.run()
+    assert (exc.value.reason, exc.value.stage) == ("empty_choice", "chat")
+
+
+def test_without_skip_checks_the_result_has_no_skipped_list():
+    verifier, _client, _clock = make(
+        {("/health", False): [(200, {})], ("/v1/models", True): [MODELS], ("/v1/chat/completions", True): [chat_ok()]}
+    )
+    assert "skipped" not in verifier.run()
 
 
 # ------------------------------------------------------------------------------------------ TLS

@@ -503,8 +503,14 @@ def test_bench_meets_its_targets(collection_root):
         timeout=60,
     )
     cases = json.loads(done.stdout)
-    assert sorted(c["kind"] for c in cases) == ["capacity", "capacity", "max_context", "max_context", "must_refuse"]
+    kinds = sorted(c["kind"] for c in cases)
+    assert kinds == ["capacity", "capacity", "max_context", "max_context", "must_refuse", "real_engine"]
     for case in cases:
+        if case["kind"] == "real_engine":
+            # Our plan against the KV cache real vLLM 0.26.0 reported on the lent H200 (the kept recording).
+            assert case["ratio"] == round(case["predicted_kv_tokens"] / case["engine_kv_tokens"], 3)
+            assert 0.95 <= case["ratio"] <= 1.05 and case["same_argv"], case
+            continue
         assert case["ratio"] == round(case["computed_tokens"] / case["published_tokens"], 3)
         if case["kind"] == "capacity":
             assert 0.9 <= case["ratio"] <= 1.1, case

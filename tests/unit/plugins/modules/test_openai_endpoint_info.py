@@ -10,6 +10,8 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _openai
 from ansible_collections.fleetserve.minimax.plugins.modules import openai_endpoint_info as mod
 
+pytestmark = pytest.mark.unit
+
 SECRET = "sk-fs-verify-unit-secret"
 
 
@@ -85,8 +87,8 @@ def test_failure_carries_reason_stage_url_status_body(monkeypatch, stub_io):
     assert result["status"] == 401
     assert result["body"] == '{"error": "Unauthorized"}'
     assert result["msg"] == (
-        "models stage failed: http://127.0.0.1:8000/v1/models rejected the request with HTTP 401; give api_key "
-        "the key the engine was started with (fleetserve_api_key)"
+        "models stage failed: http://127.0.0.1:8000/v1/models rejected the request with HTTP 401; set "
+        "fleetserve_api_key (module option api_key) to the key the engine was started with"
     )
     assert list(result["stages"]) == ["tcp", "health"]
     assert isinstance(result["elapsed_s"], float)
@@ -133,3 +135,19 @@ def test_documentation_matches_argspec():
         assert doc.get("default") == spec.get("default"), name
         assert doc.get("choices") == spec.get("choices"), name
         assert bool(doc.get("required")) == bool(spec.get("required")), name
+
+
+def test_argspec_rejects_a_check_that_cannot_be_skipped(monkeypatch):
+    failed, result = run_module(monkeypatch, dict(BASE, skip_checks=["auth"]))
+    assert failed is True
+    assert "skip_checks" in result["msg"] and "tool_call" in result["msg"]
+
+
+def test_skip_checks_are_reported(monkeypatch, stub_io):
+    """A random-weight model: the shape check is left out, and the result says so."""
+    failed, result = run_module(
+        monkeypatch, dict(BASE, expect_reasoning="separate", skip_checks=["shape"], api_key=SECRET)
+    )
+    assert failed is False, result
+    assert result["skipped"] == ["shape"] and result["stages"]["shape"]["skipped"] is True
+    assert mod.ARGUMENT_SPEC["skip_checks"]["choices"] == list(_openai.SKIPPABLE_CHECKS)
