@@ -173,8 +173,8 @@ def test_wrong_model_id(run_module):
         )
         assert result["msg"] == (
             "models stage failed: /v1/models lists [\"MiniMaxAI/MiniMax-M2.5\"], not 'MiniMax-M2.5'; set "
-            "served_model_name to the name the engine serves, or restart the engine with "
-            "--served-model-name MiniMax-M2.5"
+            "verify_served_model_name (module option served_model_name) to the name the engine serves, or restart "
+            "the engine with --served-model-name MiniMax-M2.5"
         )
 
 
