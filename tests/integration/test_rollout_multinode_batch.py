@@ -22,7 +22,7 @@ def rollout(run_playbook, collection_root, tmp_path):
         + "".join(f"{h} ansible_connection=local ansible_python_interpreter={sys.executable}\n" for h in ("node-a", "node-b"))
         + "[pair:vars]\npreflight_nnodes=2\npreflight_node_group=pair\n"
         # Past the batch check, the preflight role stops at its first probe: proof the check let it through.
-        + "preflight_nvidia_smi=/nonexistent/nvidia-smi\n"
+        + "preflight_nvidia_smi=/nonexistent/nvidia-smi\npreflight_pci_devices_dir=/nonexistent/pci\n"
     )
 
     def _run(*args):
@@ -66,4 +66,4 @@ def test_both_nodes_in_one_batch_pass_the_check(rollout):
     assert set(failures) == {"node-a", "node-b"}
     for task, msg in failures.values():
         assert task == "fleetserve.minimax.preflight : Preflight | Read GPU facts", (task, msg)
-        assert msg.startswith("/nonexistent/nvidia-smi was not found on PATH"), msg
+        assert msg.startswith("neither nvidia-smi nor PCI shows an NVIDIA GPU on this host"), msg
