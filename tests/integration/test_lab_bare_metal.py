@@ -16,13 +16,13 @@ host's recording once installed. The tests run in file order, each from the stat
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
+from labs import running_lab
 
 from fleetserve import cli, lab, paths
 
@@ -40,17 +40,8 @@ def _sh(*argv: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def bare(tmp_path_factory):
-    if shutil.which("docker") is None or subprocess.run(["docker", "version"], capture_output=True).returncode:
-        pytest.fail("the lab test needs a Docker engine: run scripts/lab/start-dockerd.sh")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FLEETSERVE_LAB", LAB)
-    mp.setenv("FLEETSERVE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-    try:
-        assert cli.main(["lab", "up", "--hosts", "1", "--bare"]) == 0
+    with running_lab(LAB, tmp_path_factory.mktemp("state"), "--hosts", "1", "--bare"):
         yield {"key": lab.api_key()}
-    finally:
-        cli.main(["lab", "down"])
-        mp.undo()
 
 
 def _deploy(capsys, *argv: str) -> tuple[int, str]:

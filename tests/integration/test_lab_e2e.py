@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ import time
 import urllib.request
 
 import pytest
+from labs import running_lab
 from loadgen import Load
 
 from fleetserve import cli, lab, paths
@@ -57,20 +57,8 @@ def _ip(host: str) -> str:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    if (
-        shutil.which("docker") is None
-        or subprocess.run(["docker", "version"], capture_output=True, check=False).returncode
-    ):
-        pytest.fail("the lab test needs a Docker engine: run scripts/lab/start-dockerd.sh")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FLEETSERVE_LAB", LAB)  # its own containers, network, hub and inventory, beside a developer's lab
-    mp.setenv("FLEETSERVE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-    try:
-        assert cli.main(["lab", "up", "--hosts", str(len(WORKERS)), "--routers", "1"]) == 0
+    with running_lab(LAB, tmp_path_factory.mktemp("state"), "--hosts", str(len(WORKERS)), "--routers", "1"):
         yield {"hosts": lab.existing_hosts(), "url": f"http://{_ip(ROUTER)}:30000", "key": lab.api_key()}
-    finally:
-        cli.main(["lab", "down"])
-        mp.undo()
 
 
 def _cli_json(capsys, *argv) -> tuple[int, dict, str]:

@@ -11,10 +11,9 @@ inventory). The tests run in file order:
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 
 import pytest
+from labs import running_lab
 
 from fleetserve import cli, lab
 
@@ -37,20 +36,8 @@ OTHERS = ("Weights | ", "SGLang | ", "Verify | ", "Router | Check", "UV | ", "Gi
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    if (
-        shutil.which("docker") is None
-        or subprocess.run(["docker", "version"], capture_output=True, check=False).returncode
-    ):
-        pytest.fail("the lab test needs a Docker engine: run scripts/lab/start-dockerd.sh")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FLEETSERVE_LAB", LAB)  # its own containers, network, hub and inventory, beside other labs
-    mp.setenv("FLEETSERVE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-    try:
-        assert cli.main(["lab", "up", "--hosts", "1", "--routers", "1"]) == 0
+    with running_lab(LAB, tmp_path_factory.mktemp("state"), "--hosts", "1", "--routers", "1"):
         yield lab.existing_hosts()
-    finally:
-        cli.main(["lab", "down"])
-        mp.undo()
 
 
 def _deploy(capsys, *argv: str) -> tuple[int, dict, list[str]]:
