@@ -211,7 +211,9 @@ def check_disk(
 
 
 def engine_args(model: str, entry: dict, engine: str, spec: dict, plan: dict) -> list:
-    """argv after the entrypoint, without --host/--port/--api-key (the engine roles add those)."""
+    """The engine's argv after its entrypoint, --host and --port included (never the API key).
+
+    _launch.launch_spec adds the launcher, the role's extra flags and the secret file; nothing else."""
     parser = plan["reasoning_parser"]
     if engine == "vllm":
         # --model always: the api_server entrypoint silently ignores a positional model (engine-facts 1.1).
@@ -235,7 +237,7 @@ def engine_args(model: str, entry: dict, engine: str, spec: dict, plan: dict) ->
             args += ["--reasoning-parser", parser]
         if spec.get("chat_template"):
             args += ["--chat-template", spec["chat_template"]]
-        return args
+        return args + ["--host", str(plan["host"]), "--port", str(plan["port"])]
     args = [
         "--model-path",
         plan["model_dir"],
@@ -256,7 +258,7 @@ def engine_args(model: str, entry: dict, engine: str, spec: dict, plan: dict) ->
     args += list(spec["flags"]) + ["--tool-call-parser", spec["tool_call_parser"]]
     if parser:
         args += ["--reasoning-parser", parser]
-    return args
+    return args + ["--host", str(plan["host"]), "--port", str(plan["port"])]
 
 
 def engine_env(engine: str, version: str, spec: dict) -> dict:

@@ -40,8 +40,6 @@ import make_tiny_m2  # noqa: E402
 MODEL = "fleetserve-gpu-tiny-m2"
 ENGINE_VERSION = "0.26.0"
 PORT = 8000
-# The role's launchers (roles/vllm_docker/vars/main.yml __vllm_docker_launchers): api_server is the default.
-LAUNCHER_ARGS = ["-m", "vllm.entrypoints.openai.api_server"]
 # What this lent machine needs and a vllm/vllm-openai image would not: the wheels' site directory on
 # the path, and no FlashInfer sampler (FlashInfer is left out of the carried wheels).
 MACHINE_ENV = {"VLLM_USE_FLASHINFER_SAMPLER": "0", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
@@ -104,7 +102,7 @@ def gpu_facts(xml: str, csv: str, topo: str) -> dict:
 def plan_and_argv(facts: dict, python: str, models_dir: str) -> dict:
     """preflight's plan for the tiny model on vLLM 0.26.0, and the role's launch argv for it."""
     collection_path()
-    from ansible_collections.fleetserve.minimax.plugins.module_utils import _plan
+    from ansible_collections.fleetserve.minimax.plugins.module_utils import _launch, _plan
 
     host = {
         "python_version": "%d.%d.%d" % sys.version_info[:3],
@@ -112,18 +110,10 @@ def plan_and_argv(facts: dict, python: str, models_dir: str) -> dict:
     }
     wishes = {"engine": "vllm", "engine_version": ENGINE_VERSION, "models_dir": models_dir, "port": PORT}
     plan = _plan.build_plan(load_catalog(), MODEL, facts, host, wishes)
-    args = plan["engine_args"]
-    # roles/vllm_docker/vars/main.yml __vllm_docker_argv: launcher, --model / --served-model-name only when
-    # the plan lacks them, the plan's flags, extra flags (none), then --host/--port.
-    argv = [python] + LAUNCHER_ARGS
-    if not any(re.match(r"^--model(=|$)", a) for a in args):
-        argv += ["--model", plan["model_dir"]]
-    if not any(re.match(r"^--served[-_]model[-_]name(=|$)", a) for a in args):
-        argv += ["--served-model-name", plan["served_model_name"]]
-    argv += args + ["--host", str(plan["host"]), "--port", str(plan["port"])]
-    # __vllm_docker_env: HF_HUB_OFFLINE plus the plan's engine_env; the key is added separately.
-    env = dict({"HF_HUB_OFFLINE": "1"}, **plan["engine_env"])
-    return {"plan": plan, "argv": argv, "env": env}
+    # Exactly what roles/vllm_docker runs in its container (launcher args, the plan's argv, no extra flags)
+    # and its environment; the key is added separately.
+    spec = _launch.launch_spec("vllm", plan, {"launcher": "api_server"})
+    return {"plan": plan, "argv": [python] + spec["argv"], "env": spec["env"]}
 
 
 def cmd_argv(ns) -> int:
@@ -303,7 +293,10 @@ def cmd_run(ns) -> int:
     launch = plan_and_argv(facts, sys.executable, ns.models_dir)
     plan = launch["plan"]
     if ns.launcher:  # a dry run against another server with vLLM's command line (the engine simulator)
-        launch["argv"] = [sys.executable] + ns.launcher.split() + launch["argv"][len(LAUNCHER_ARGS) + 1 :]
+        from ansible_collections.fleetserve.minimax.plugins.module_utils import _launch
+
+        launcher_args = _launch.VLLM_LAUNCHERS["api_server"][1]
+        launch["argv"] = [sys.executable] + ns.launcher.split() + launch["argv"][len(launcher_args) + 1 :]
     rec["gpu_facts"] = facts
     rec["plan"] = {
         k: plan[k]

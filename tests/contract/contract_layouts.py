@@ -4,8 +4,7 @@ Each plan comes from the preflight planner itself (plugins/module_utils/_plan.py
 8 x H200 host, then, for layouts that host does not produce on its own (TP2, DP8+EP), the sizes are
 changed and the flags re-rendered with the planner's own `engine_args`. Multi-node layouts are planned
 whole by `build_plan`, once per node of a group of 8 x H200 hosts, exactly as the preflight role calls
-it. The engine roles then add their part (launcher, --host/--port, --config) when tests render them
-through the roles' tasks/command.yml.
+it. _launch.launch_spec then adds the roles' part (launcher, extra flags, --config), as the roles run it.
 """
 
 from __future__ import annotations

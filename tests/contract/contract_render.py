@@ -1,4 +1,4 @@
-"""Render engine argv through the engine roles' own tasks/command.yml (one ansible-playbook run)."""
+"""Run the engine roles' own tasks (command.yml: the launch spec; preflight.yml: read-only probes) in one play each."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def _ansible_env(tmp: Path) -> dict:
 
 
 def run_roles(tmp: Path, cases: dict) -> dict:
-    """Run each engine role's tasks/command.yml for every case, one play per case, in ONE ansible-playbook.
+    """Run each engine role's tasks/command.yml (or tasks_from) for every case, one play per case, in ONE
+    ansible-playbook.
 
     cases: {id: {"engine": ..., "vars": {...}}}. Returns {id: {"argv": [...]} or {"error": msg}}.
     """
@@ -58,7 +59,7 @@ def run_roles(tmp: Path, cases: dict) -> dict:
                             {
                                 "name": "Record the argv",
                                 "ansible.builtin.copy": {
-                                    "content": "{{ {'argv': __%s_argv | default(None)} | to_json }}" % role,
+                                    "content": "{{ {'argv': __%s_launch.spec.argv | default(None)} | to_json }}" % role,
                                     "dest": str(out_dir / f"{case_id}.json"),
                                     "mode": "0644",
                                 },

@@ -51,31 +51,28 @@ def refusals(collection_root, tmp_path_factory):
     (tmp / "weights").mkdir()
 
     def with_plan(plan, **changes):
-        plan = copy.deepcopy(plan)
-        plan.update(changes)
-        return plan
+        return dict(copy.deepcopy(plan), **changes)
 
-    pure_tp8 = with_plan(
-        m2v, expert_parallel_size=1, engine_args=[a for a in m2v["engine_args"] if a != "--enable-expert-parallel"]
-    )
     docker = shutil.which("docker")
     cases = {
-        "vllm-below-floor": {"engine": "vllm", "vars": {"preflight_plan": with_plan(m2v, engine_version="0.11.0")}},
-        "vllm-sglang-parser": {
+        "vllm-extra-parser": {
             "engine": "vllm",
-            "vars": {
-                "preflight_plan": with_plan(m2v, engine_args=_swap(m2v["engine_args"], "minimax_m2", "minimax-m2"))
-            },
+            "vars": {"preflight_plan": m2v, "vllm_docker_extra_args": ["--tool-call-parser", "minimax-m2"]},
         },
-        "vllm-tp-not-planned": {
+        "vllm-extra-tp": {
             "engine": "vllm",
-            "vars": {"preflight_plan": m1, "vllm_docker_engine_args": _swap(m1["engine_args"], "8", "4")},
+            "vars": {"preflight_plan": m1, "vllm_docker_extra_args": ["--tensor-parallel-size=4"]},
         },
-        "vllm-pure-tp8-m2": {"engine": "vllm", "vars": {"preflight_plan": pure_tp8}},
         "vllm-use-v1-on-0.33": {
             "engine": "vllm",
             "vars": {"preflight_plan": m2v, "vllm_docker_extra_env": {"VLLM_USE_V1": "0"}},
         },
+        "vllm-removed-version": {
+            "engine": "vllm",
+            "tasks_from": "preflight",
+            "vars": {"preflight_plan": m1, "vllm_docker_version": "0.9.3", "vllm_docker_port": 8001},
+        },
+        "vllm-not-a-plan": {"engine": "vllm", "vars": {"preflight_plan": m2s}},
         "vllm-inline-key": {
             "engine": "vllm",
             "tasks_from": "preflight",
@@ -119,26 +116,13 @@ def refusals(collection_root, tmp_path_factory):
             }
             for ref in SOURCE_REFS
         },
-        "sglang-below-floor": {"engine": "sglang", "vars": {"preflight_plan": with_plan(m2s, engine_version="0.5.4")}},
-        "sglang-vllm-parser": {
+        "sglang-extra-ep": {
             "engine": "sglang",
-            "vars": {
-                "preflight_plan": with_plan(
-                    m2s, engine_args=_swap(m2s["engine_args"], "minimax-append-think", "minimax_m2_append_think")
-                )
-            },
+            "vars": {"preflight_plan": m2s, "sglang_venv_extra_args": ["--dp-size", "8"]},
         },
-        "sglang-m1": {"engine": "sglang", "vars": {"preflight_plan": with_plan(m2s, model="MiniMax-M1-40k")}},
-        "sglang-ep-not-planned": {
+        "sglang-extra-nnodes": {
             "engine": "sglang",
-            "vars": {
-                "preflight_plan": m2s,
-                "sglang_venv_engine_args": _swap(m2s["engine_args"], "--ep-size", "--dp-size"),
-            },
-        },
-        "sglang-two-nodes-no-addr": {
-            "engine": "sglang",
-            "vars": {"preflight_plan": with_plan(two_node, dist_init_addr=None)},
+            "vars": {"preflight_plan": two_node, "sglang_venv_extra_args": ["--nnodes", "1"]},
         },
         "sglang-inline-key": {
             "engine": "sglang",
@@ -151,23 +135,25 @@ def refusals(collection_root, tmp_path_factory):
         [docker, "image", "inspect", "fleetserve/fs-engine-absent:test"], capture_output=True
     ).returncode
     # A real image with python3 but no vllm package: the lab's systemd host image (scripts/test builds it).
-    assert not subprocess.run([docker, "image", "inspect", LAB_IMAGE], capture_output=True).returncode, (
-        f"{LAB_IMAGE} is needed for the image-without-parts case: scripts/lab/build-image.sh builds it"
-    )
+    assert not subprocess.run(
+        [docker, "image", "inspect", LAB_IMAGE], capture_output=True
+    ).returncode, f"{LAB_IMAGE} is needed for the image-without-parts case: scripts/lab/build-image.sh builds it"
     return run_roles(tmp, cases)
 
 
 EXPECTED = {
-    "vllm-below-floor": "MiniMax-M2.1 needs vLLM >= 0.11.1, but vllm_docker_version is 0.11.0. "
-    "Raise the engine version (preflight wishes or vllm_docker_version).",
-    "vllm-sglang-parser": "minimax-m2 is an SGLang parser name; vLLM spells minimax_m2. Fix the engine flags.",
-    "vllm-tp-not-planned": "The engine flags ask for tensor 4, data 1, pipeline 1, expert parallel False, but the plan "
-    "sized the host for tensor 8, data 1, pipeline 1, expert 1. Change the preflight wishes, not the engine flags.",
-    "vllm-pure-tp8-m2": "MiniMax-M2.1 with --tensor-parallel-size 8 and no expert parallel splits each 1536-wide FP8 "
-    'expert into 192 columns, not a multiple of the 128-wide quantisation block (vLLM recipes: "pure TP8 is not '
-    'supported"). Use expert parallel (plan expert_parallel_size) or tensor parallel 4.',
-    "vllm-use-v1-on-0.33": "VLLM_USE_V1 is set, but vLLM 0.33.0 has no V0 engine (0.11.0 asserts VLLM_USE_V1 at "
-    "start-up, later releases ignore it). Remove it from the engine environment.",
+    "vllm-extra-parser": "vllm_docker_extra_args sets --tool-call-parser, which the serving plan decides (the plan has "
+    "--tool-call-parser minimax_m2): remove it from vllm_docker_extra_args; the model's catalog entry "
+    "(roles/preflight/vars/models.yml) decides it.",
+    "vllm-extra-tp": "vllm_docker_extra_args sets --tensor-parallel-size, which the serving plan decides (the plan has "
+    "--tensor-parallel-size 8): remove it from vllm_docker_extra_args; set preflight_tensor_parallel_size instead.",
+    "vllm-use-v1-on-0.33": "vllm_docker_extra_env sets VLLM_USE_V1, which the serving plan decides (only where the "
+    "model needs vLLM's V0 engine; the plan for vLLM 0.33.0 does not set it): remove it from vllm_docker_extra_env.",
+    "vllm-removed-version": "vllm_docker_port, vllm_docker_version: removed; the serving plan decides them. Set "
+    "preflight_port, preflight_engine_version instead, then re-run.",
+    "vllm-not-a-plan": "vllm_docker needs a serving plan for the vLLM engine (fact preflight_plan with model, engine: "
+    "vllm, engine_version, model_dir as an absolute path, port, engine_args); got engine 'sglang', model_dir "
+    "'/srv/models/MiniMax-M2.1'. Run the preflight role first (playbooks/site.yml does) or set vllm_docker_plan.",
     "vllm-inline-key": "vllm_docker_api_key is not supported: a key in a role variable ends up in inventories and "
     "logs. Put it in fleetserve_api_key (encrypted with ansible-vault) or set vllm_docker_api_key_file to a 0600 "
     "file on the host.",
@@ -179,20 +165,14 @@ EXPECTED = {
     "carry no version.",
     "vllm-source-other-release": "The source checkout v0.9.3 is vLLM 0.9.3, but the image runs vLLM 0.9.2: its "
     "compiled parts only fit the Python code of their own release. Pin vllm_docker_source_ref to a tag of 0.9.2, or "
-    "change vllm_docker_version.",
+    "change the plan's engine version (preflight_engine_version).",
     "vllm-source-image-without-parts": "Image fleetserve/lab-systemd:bookworm has no compiled vLLM parts to copy "
     "(its python3 has no vllm package): source-checkout mode needs the vllm/vllm-openai image of the checkout's "
     "release, or set vllm_docker_source_checkout to false.",
-    "sglang-below-floor": "MiniMax-M2.1 needs SGLang >= 0.5.4.post1, but sglang_venv_version is 0.5.4. "
-    "Raise the engine version (preflight wishes or sglang_venv_version).",
-    "sglang-vllm-parser": "minimax_m2_append_think is a vLLM parser name; SGLang spells minimax-append-think. "
-    "Fix the engine flags.",
-    "sglang-m1": "MiniMax-M1-40k does not run on SGLang (no SGLang release supports the MiniMax-M1 family). "
-    "Serve it with the vllm_docker role (engine: vllm in the preflight wishes).",
-    "sglang-ep-not-planned": "The engine flags ask for tp 8, ep 1, dp 8, but the plan sized the host for tp 8, ep 8, "
-    "dp 1 (and ep must divide tp). Change the preflight wishes, not the engine flags.",
-    "sglang-two-nodes-no-addr": "The plan spans 2 nodes but has dist_init_addr '' and node_rank 1: every node needs "
-    "the same HOST:PORT of node 0 and its own rank below nnodes. Re-run preflight on all nodes together.",
+    "sglang-extra-ep": "sglang_venv_extra_args sets --dp-size, which the serving plan decides (the plan has no "
+    "--dp-size): remove it from sglang_venv_extra_args; set preflight_data_parallel_size instead.",
+    "sglang-extra-nnodes": "sglang_venv_extra_args sets --nnodes, which the serving plan decides (the plan has "
+    "--nnodes 2): remove it from sglang_venv_extra_args; set preflight_nnodes instead.",
     "sglang-inline-key": "sglang_venv_api_key is not supported: a key in a role variable ends up in inventories and "
     "logs. Put it in fleetserve_api_key (encrypted with ansible-vault) or set sglang_venv_api_key_file to a 0600 "
     "file on the host.",
@@ -212,3 +192,56 @@ def test_source_checkout_ref(refusals, ref):
         assert result["argv"][:2] == ["-m", "vllm.entrypoints.openai.api_server"], result
     else:
         assert SOURCE_REFS[ref] in result["error"]
+
+
+# Rules the engine roles restated in YAML until the launch spec: each is now stated once, in the planner (from the
+# catalog), and refuses the wish at preflight, before any host change. Same GPU facts as tests/contract/contract_layouts.
+STATED_ONCE = {
+    "below-vllm-floor": (
+        "MiniMax-M2.1",
+        {"engine": "vllm", "engine_version": "0.11.0"},
+        "vllm 0.11.0 is below the floor 0.11.1 for MiniMax-M2.1; set preflight_engine_version to 0.33.0 (or any "
+        "release >= 0.11.1)",
+    ),
+    "below-sglang-floor": (
+        "MiniMax-M2.1",
+        {"engine": "sglang", "engine_version": "0.5.4"},
+        "sglang 0.5.4 is below the floor 0.5.4.post1 for MiniMax-M2.1; set preflight_engine_version to 0.5.23 (or any "
+        "release >= 0.5.4.post1)",
+    ),
+    "m1-on-sglang": (
+        "MiniMax-M1-40k",
+        {"engine": "sglang"},
+        "MiniMax-M1-40k does not run on sglang; set preflight_engine to one of: vllm",
+    ),
+    "m2-pure-tp8-fp8": (
+        "MiniMax-M2.1",
+        {"engine": "vllm", "expert_parallel_size": 1},
+        "pure tensor parallel 8 is not supported for the MiniMax-M2.1 FP8 checkpoint: intermediate_size 1536 / 8 = 192 "
+        "is not a multiple of the FP8 block 128; set preflight_expert_parallel_size to 8 (TP+EP) or "
+        "preflight_tensor_parallel_size to 4",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STATED_ONCE))
+def test_rules_are_stated_once_in_the_planner(collection_root, case):
+    from ansible_collections.fleetserve.minimax.plugins.module_utils import _plan
+
+    catalog = _catalog.load_catalog(collection_root / _catalog.CATALOG_RELPATH)
+    model, wishes, message = STATED_ONCE[case]
+    facts = {"gpus": [dict(layouts.H200, index=i) for i in range(8)], "driver_version": "580.95.05"}
+    with pytest.raises(ValueError) as refused:
+        _plan.build_plan(catalog, model, facts, layouts.HOST, wishes)
+    assert str(refused.value) == message
+
+
+def test_engine_roles_restate_no_catalog_rule(collection_root):
+    """No version floor, parser spelling, FP8 block size or argv regex is left in the engine roles."""
+    import re
+
+    for role in ("vllm_docker", "sglang_venv"):
+        text = "\n".join(p.read_text() for p in (collection_root / "roles" / role).rglob("*.yml"))
+        for needle in ("minimax_m2", "minimax-m2", "0.11.1", "0.5.4.post1", "1536", "regex_search", "floors"):
+            assert needle not in text, (role, needle)
+        assert not re.search(r"version\(['\"]0\.", text), role

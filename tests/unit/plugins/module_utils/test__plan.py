@@ -106,6 +106,10 @@ def test_m25_on_four_gpus_uses_pure_tp(catalog):
         "minimax-m2",
         "--reasoning-parser",
         "minimax-append-think",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
     ]
     assert p["engine_env"] == {} and p["reasoning_style"] == "append_think"
 
@@ -136,6 +140,10 @@ def test_m25_on_vllm_at_tp8(catalog):
         "minimax_m2",
         "--reasoning-parser",
         "minimax_m2",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
     ]
     assert p["engine_env"] == {"SAFETENSORS_FAST_GPU": "1"}  # never VLLM_USE_V1 on >= 0.11
 
@@ -165,6 +173,10 @@ def test_m1_on_vllm_092(catalog):
         "minimax",
         "--chat-template",
         "/vllm-workspace/examples/tool_chat_template_minimax_m1.jinja",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
     ]
     assert p["engine_env"] == {"SAFETENSORS_FAST_GPU": "1", "VLLM_USE_V1": "0"}
     assert (p["reasoning_parser"], p["reasoning_style"]) == (None, None)
@@ -213,7 +225,8 @@ def test_plan_has_the_agreed_schema(catalog):
         1,
         None,
     )
-    assert "--host" not in p["engine_args"] and "--port" not in p["engine_args"] and "--api-key" not in p["engine_args"]
+    # The bind address and port close the argv (the engine sees the plan's own); never the API key.
+    assert p["engine_args"][-4:] == ["--host", "127.0.0.1", "--port", "8123"] and "--api-key" not in p["engine_args"]
     assert p["max_context"] == p["kv_capacity_tokens"] < 196608  # two H200s: the KV pool caps the default context
 
 
@@ -545,4 +558,11 @@ def test_plan_matches_what_the_real_h200_host_printed(catalog, fixtures_dir):
     )
     assert real.pop("disk_needed_bytes") == 0
     assert here.pop("node_group") is None  # added with multi-node plans, after this recording
+    here["engine_args"] = without_endpoint(here["engine_args"], "0.0.0.0", 8000)
     assert here == real
+
+
+def without_endpoint(argv, host, port):
+    """A plan's argv as recorded before --host/--port joined it (they close it now)."""
+    assert argv[-4:] == ["--host", host, "--port", str(port)], argv
+    return argv[:-4]
