@@ -9,9 +9,9 @@ olah on the network's gateway), removed at the end unless --keep.
    streaming and non-streaming chat completions through the router with the API key) running during
    `fleetserve rollout --engine-version 0.5.4.post1 --canary 1 --batch 25%`; R requests, F failed.
 
-usage: bench/rollout.py [--hosts 1,4,8] [--keep]
+usage: bench/rollout.py [--hosts 1,4,8] [--keep] [--rerun-only]
 prints {"rerun": [{"hosts": N, "seconds": t, "changed": c, ...}], "rolling_update": {"requests": R, "failed": F, ...}}
-(each rerun row also has host_tasks, cpu_seconds, cores and load_1m_after: see deploy()).
+(each rerun row also has host_tasks, cpu_seconds, controller_cpu_s_per_host, cores and load_1m_after: see deploy()).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -58,9 +59,17 @@ def busy_cpu_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def controller_cpu_seconds() -> float:
+    """CPU time of the controller alone: this process and every process it waited for (ansible-playbook, its
+    forked workers, the `docker exec` clients of the lab's connection), not the lab hosts' own processes."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def deploy(n: int) -> dict:
-    started, cpu = time.monotonic(), busy_cpu_seconds()
+    started, cpu, controller = time.monotonic(), busy_cpu_seconds(), controller_cpu_seconds()
     code, result = fleetserve_json("deploy", "--limit", "lab_workers")
+    controller = controller_cpu_seconds() - controller
     seconds = round(time.monotonic() - started, 1)
     if code != 0:
         raise SystemExit(f"deploy on {n} host(s) failed: {json.dumps(result['hosts'])[:2000]}")
@@ -72,6 +81,7 @@ def deploy(n: int) -> dict:
         # floor under the wall time that no playbook change below the task count can go beneath.
         "host_tasks": sum(h["ok"] + h["skipped"] for h in result["hosts"]),
         "cpu_seconds": round(busy_cpu_seconds() - cpu, 1),
+        "controller_cpu_s_per_host": round(controller / n, 2),
     }
 
 
@@ -109,12 +119,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", default="1,4,8", help="comma-separated lab sizes, ascending (default 1,4,8)")
     ap.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    ap.add_argument("--rerun-only", action="store_true", help="measure the re-runs only, no rolling update")
     args = ap.parse_args()
     counts = sorted(int(n) for n in args.hosts.split(","))
     result: dict = {}
     try:
         result["rerun"] = rerun(counts, routers=1)
-        result["rolling_update"] = rolling_update()
+        if not args.rerun_only:
+            result["rolling_update"] = rolling_update()
     finally:
         if not args.keep:
             lab.down()

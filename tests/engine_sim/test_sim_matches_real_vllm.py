@@ -214,10 +214,10 @@ def test_stream_framing_and_chunk_keys(sim):
 
 
 def _drain_regex():
-    """The pattern playbooks/tasks/release_drain.yml applies to /metrics (its YAML-quoted regex_findall)."""
-    text = (ROOT / "playbooks" / "tasks" / "release_drain.yml").read_text()
+    """The pattern roles/release/tasks/drain.yml applies to /metrics (its YAML-quoted regex_findall)."""
+    text = (ROOT / "roles" / "release" / "tasks" / "drain.yml").read_text()
     found = re.search(r"regex_findall\('(.+?)', multiline=true\)", text)
-    assert found, "release_drain.yml no longer reads the in-flight gauge with regex_findall"
+    assert found, "roles/release/tasks/drain.yml no longer reads the in-flight gauge with regex_findall"
     return re.compile(found.group(1).replace("''", "'"), re.M)
 
 

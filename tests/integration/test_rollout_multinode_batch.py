@@ -1,4 +1,5 @@
-"""playbooks/rollout.yml refuses to split the nodes of one multi-node engine across batches.
+"""playbooks/rollout.yml refuses to split the nodes of one multi-node engine across batches (release role, entry point
+batch).
 
 Two local 'hosts' in group `pair` form one 2-node engine. The refusal comes from the inventory alone, before
 the preflight role or any read of the host, so the runs are in check mode and touch nothing.
@@ -45,7 +46,7 @@ def test_a_canary_of_one_node_is_refused_before_anything_runs(rollout):
     assert rc == 2
     assert set(failures) == {"node-a"}, "the second batch must never start"
     task, msg = failures["node-a"]
-    assert task == "Rollout | Check that every node of a multi-node engine is in this batch"
+    assert task == "fleetserve.minimax.release : Release | Check that every node of a multi-node engine is in this batch"
     assert msg == (
         "node-a is one of the 2 nodes of the engine of group 'pair', but node-b is not in this batch (node-a): "
         "every node of a job restarts together. List the group's hosts next to each other and make rollout_canary "

@@ -2,7 +2,7 @@
 
 A message that says "set weights_models_dir" when no such variable exists sends the user nowhere. The scan
 reads the failure messages of the collection:
-- roles/*/tasks, playbooks/ (and playbooks/tasks): `msg` of fail and `fail_msg`/`msg` of assert, with the
+- roles/*/tasks, playbooks/: `msg` of fail and `fail_msg`/`msg` of assert, with the
   literal text inside Jinja expressions ({{ 'a' if x else 'b' }}) read as text of its own;
 - plugins/module_utils, plugins/modules, plugins/filter: every string literal (f-strings with their
   placeholders, "a" + "b" and "..." % args folded), outside DOCUMENTATION/EXAMPLES/RETURN;
