@@ -28,6 +28,14 @@ def test_runs_as_dedicated_user_from_the_venv(host):
     assert "/opt/fleetserve/sglang/venv-0.5.23/bin/python -m sglang.launch_server" in line
 
 
+def test_runs_the_planned_layout(host):
+    """The plan comes from the planner (converge.yml): TP2 with EP2, and the plan's --host/--port."""
+    out = host.check_output("ps -o args= -C python")
+    line = next(line for line in out.splitlines() if "sglang.launch_server" in line)
+    assert " --tp-size 2 --ep-size 2 " in line
+    assert " --host 0.0.0.0 --port 8000" in line
+
+
 def test_current_link_names_the_release(host):
     link = host.file("/opt/fleetserve/sglang/venv")
     assert link.is_symlink and link.linked_to == "/opt/fleetserve/sglang/venv-0.5.23"

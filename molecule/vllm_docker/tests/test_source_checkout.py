@@ -75,6 +75,12 @@ def test_unit_names_the_checkout(host):
     )
 
 
+def test_container_runs_its_own_plans_port(host):
+    """vllm-src's plan (converge.yml) was made with the port wish 8001."""
+    args = json.loads(host.check_output("docker inspect vllm-src"))[0]["Args"]
+    assert args[-4:] == ["--host", "0.0.0.0", "--port", "8001"]
+
+
 def test_serves_the_model(host):
     out = host.check_output(f"curl -sS -H 'Authorization: Bearer {KEY}' http://127.0.0.1:8001/v1/models")
     assert json.loads(out)["data"][0]["id"] == "MiniMax-M1"

@@ -31,6 +31,15 @@ def test_container_runs_with_explicit_entrypoint_and_model(host):
     assert info["Args"][:4] == ["-m", "vllm.entrypoints.openai.api_server", "--model", "/srv/models/MiniMax-M1-40k"]
 
 
+def test_container_runs_the_planners_argv(host):
+    """The plan comes from the planner (converge.yml): M1 on the recorded 4xH200 host is TP4, and its argv ends with
+    the plan's --host/--port (no extra flags in this scenario)."""
+    args = inspect(host)["Args"]
+    assert args[args.index("--tensor-parallel-size") + 1] == "4"
+    assert args[args.index("--served-model-name") + 1] == "MiniMax-M1"
+    assert args[-4:] == ["--host", "0.0.0.0", "--port", "8000"]
+
+
 def test_container_options(host):
     info = inspect(host)
     hc = info["HostConfig"]
