@@ -92,10 +92,12 @@ class HealthWait:
     are injected so the loop runs on a fake clock in tests.
     """
 
-    def __init__(self, unit, url, timeout, interval, expect_status, probe, show, clock, sleep):
+    def __init__(self, unit, url, timeout, interval, expect_status, probe, show, clock, sleep, describe=None):
         self.unit, self.url = unit, url
         self.timeout, self.interval, self.expect_status = timeout, interval, expect_status
         self.probe, self.show, self.clock, self.sleep = probe, show, clock, sleep
+        # describe(status) -> what an answer means (the engine's health_state), for the timeout message
+        self.describe = describe
 
     def run(self):
         start = self.clock()
@@ -127,10 +129,15 @@ class HealthWait:
                         self.url,
                         self.expect_status,
                         self.timeout,
-                        status if status is not None else "no connection",
+                        self.last_answer(status),
                         self.unit,
                         self.unit,
                     ),
                     state,
                 )
             self.sleep(min(self.interval, max(self.timeout - elapsed, 0)))
+
+    def last_answer(self, status):
+        if status is None:
+            return "no connection"
+        return "%s, %s" % (status, self.describe(status).replace("_", " ")) if self.describe else str(status)

@@ -19,6 +19,7 @@ from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
 from ansible.module_utils.urls import Request, make_context
+from ansible_collections.fleetserve.minimax.plugins.module_utils._health import health_state  # noqa: F401 (re-exported)
 
 STAGES = ("tcp", "health", "models", "auth", "chat", "shape", "tool_call", "stream")
 REASONS = (
@@ -156,15 +157,6 @@ def check_options(params):
 # ---------------------------------------------------------------------------------------------
 # Pure checks on answers
 # ---------------------------------------------------------------------------------------------
-
-
-def health_state(engine, status):
-    """'ready', 'warming_up' or 'failing' for a health answer with HTTP ``status``."""
-    if status == 200:
-        return "ready"
-    if engine == "sglang" and status == 503:
-        return "warming_up"  # SGLang answers 503 until warm-up generation has finished
-    return "failing"
 
 
 def health_failure(engine, status, health_url):

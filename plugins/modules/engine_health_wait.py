@@ -36,8 +36,14 @@ options:
     description: The health route, for example C(http://127.0.0.1:8000/health).
     type: str
     required: true
+  engine:
+    description:
+      - The engine behind O(url); a timeout then says what its last answer meant by the collection's one health rule
+        (C(plugins/module_utils/_health.py) - SGLang's 503 is warm-up, vLLM's a dead engine core).
+    type: str
+    choices: [vllm, sglang]
   status_code:
-    description: The status that means ready (SGLang answers 503 while it warms up).
+    description: The status that means ready (200 for both engines; SGLang answers 503 while it warms up).
     type: int
     default: 200
   timeout:
@@ -112,8 +118,7 @@ journal:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.six.moves.urllib.error import HTTPError
-from ansible.module_utils.urls import open_url
+from ansible_collections.fleetserve.minimax.plugins.module_utils._health import health_state, probe_status
 from ansible_collections.fleetserve.minimax.plugins.module_utils._engine_health import (
     UNIT_PROPERTIES,
     EngineNotReady,
@@ -126,6 +131,7 @@ from ansible_collections.fleetserve.minimax.plugins.module_utils._engine_health 
 ARGUMENT_SPEC = dict(
     service=dict(type="str", required=True),
     url=dict(type="str", required=True),
+    engine=dict(type="str", choices=["vllm", "sglang"]),
     status_code=dict(type="int", default=200),
     timeout=dict(type="float", default=600.0),
     interval=dict(type="float", default=5.0),
@@ -134,16 +140,6 @@ ARGUMENT_SPEC = dict(
 )
 
 MESSAGE_JOURNAL_LINES = 4
-
-
-def probe(url):
-    try:
-        response = open_url(url, method="GET", timeout=5, use_proxy=False, validate_certs=False)
-        return response.getcode()
-    except HTTPError as exc:
-        return exc.code
-    except Exception:  # refused, reset, timed out: no answer yet # pylint: disable=broad-exception-caught
-        return None
 
 
 def main():
@@ -169,7 +165,8 @@ def main():
     started = time.monotonic()
     waiter = HealthWait(
         params["service"], params["url"], params["timeout"], params["interval"], params["status_code"],
-        probe, show, time.monotonic, time.sleep,
+        probe_status, show, time.monotonic, time.sleep,
+        describe=(lambda status: health_state(params["engine"], status)) if params["engine"] else None,
     )
     try:
         result = waiter.run()

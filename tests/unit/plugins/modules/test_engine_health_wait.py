@@ -106,3 +106,24 @@ def test_crashed_engine_fails_with_its_exit_and_a_redacted_journal(run_module, f
 def test_check_mode_is_not_supported_so_ansible_skips_it(run_module):
     result = run_module(service="sglang.service", url=closed_port_url(), _ansible_check_mode=True)[1]
     assert result["skipped"] is True
+
+
+@pytest.mark.parametrize("engine, meaning", [("sglang", "503, warming up"), ("vllm", "503, failing")])
+def test_a_timeout_says_what_the_last_answer_meant_for_the_engine(run_module, fake_systemd, engine, meaning):
+    class Busy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/health"
+        result = run_module(service=f"{engine}.service", url=url, engine=engine, timeout=0.5, interval=0.2)[1]
+    finally:
+        server.shutdown()
+    assert result["failed"] is True and result["reason"] == "timeout", result
+    assert f"(last answer: {meaning})" in result["msg"]
