@@ -246,6 +246,7 @@ def _release(plan: dict, unit: dict, **where) -> dict:
         "port": int(plan["port"]),
         "service": unit["service"],
         "unit": unit["path"],
+        "config_dir": None,
         "venv": None,
         "image": None,
         "container": None,
@@ -339,7 +340,9 @@ def vllm_spec(plan: dict, settings: dict) -> dict:
         "image": image,
         "source": source,
         "probe_url": _probe_url(plan),
-        "release": _release(plan, unit, image=image, container=container, source=source),
+        "release": _release(
+            plan, unit, image=image, container=container, source=source, config_dir=where["config_dir"]
+        ),
         "record_path": where["record_path"],
     }
 
@@ -378,7 +381,7 @@ def sglang_spec(plan: dict, settings: dict) -> dict:
         "config_dir": where["config_dir"],
         "probe_url": _probe_url(plan),
         "venv": {"root": root, "dir": venv, "python": f"{venv}/bin/python", "current_link": f"{root}/venv"},
-        "release": _release(plan, unit, venv=venv),
+        "release": _release(plan, unit, venv=venv, config_dir=where["config_dir"]),
         "record_path": where["record_path"],
     }
 

@@ -125,7 +125,7 @@ spec:
         - The release record (schema 1), written to C(release_dir)/current.json (a key of O(settings)) with mode 0644 once the
           engine runs it; read by the rollout, rollback and status playbooks.
         - Keys C(schema), C(engine), C(version), C(model), C(revision), C(model_dir), C(served_model_name), C(host),
-          C(port), C(service), C(unit), C(venv), C(image) (C(repository), C(tag), C(digest), C(ref)), C(container),
+          C(port), C(service), C(unit), C(config_dir), C(venv), C(image) (C(repository), C(tag), C(digest), C(ref)), C(container),
           C(source), C(plan), C(plan_digest).
       type: dict
     record_path:

@@ -33,7 +33,7 @@ import pytest
 from labs import running_lab
 from loadgen import Load
 
-from fleetserve import cli, lab, paths
+from fleetserve import cli, lab, paths, runner
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +139,9 @@ def test_deploy_serves_a_verified_endpoint_then_changes_nothing(fleet, capsys):
     for host in WORKERS:
         request = urllib.request.Request(
             f"http://{_ip(host)}:8000/v1/chat/completions",
-            data=json.dumps({"model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}).encode(),
+            data=json.dumps(
+                {"model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+            ).encode(),
             headers={"Authorization": f"Bearer {fleet['key']}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -259,13 +261,64 @@ def test_host_dying_mid_rollout_is_reported_and_the_rest_keep_serving(fleet, cap
     assert late == [], f"requests failed more than {window}s after the kill: {late[:3]}"
     served_after = [o for o in load.outcomes if o.started > killed_at + window and not o.error]
     assert ended_at - killed_at > window and len(served_after) >= 20
-    print(f"host kill: {len(failures)} of {len(load.outcomes)} requests failed, all within {window}s of the kill", file=sys.stderr)
+    print(
+        f"host kill: {len(failures)} of {len(load.outcomes)} requests failed, all within {window}s of the kill",
+        file=sys.stderr,
+    )
 
     status = _status(capsys, expect_code=1)["status"]  # the dead host is reported, and makes status exit 1
     assert status[victim]["role"] is None and status[victim]["state"] in ("unreachable", "failed"), status[victim]
     assert (status[survivor]["version"], status[survivor]["routers"]) == (NEW, [ROUTER])
     # The gateway keeps the dead worker on its list, marked unhealthy: it routes to the survivor only.
     assert _routed(fleet) == WORKERS and _routed(fleet, healthy=True) == [survivor]
+
+
+def _on(host: str, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", "exec", host, *argv], capture_output=True, text=True, check=False)
+
+
+def test_teardown_takes_a_host_out_of_service_and_keeps_its_weights(fleet, capsys):
+    """fleetserve teardown: refused without --limit; --check changes nothing; then the host leaves the gateway and
+    its engine is removed (unit, venvs, configuration, records), the weights stay; a second run finds nothing."""
+    survivor, victim = WORKERS
+    assert cli.main(["teardown"]) == 2
+    assert "teardown needs --limit (or --all)" in capsys.readouterr().err
+    # The playbook itself refuses too, as `ansible-playbook playbooks/teardown.yml` without --limit would.
+    unlimited = runner.run_playbook("teardown.yml", inventory=paths.lab_inventory(), action="teardown")
+    assert not unlimited.succeeded
+    messages = " ".join(f["msg"] for h in unlimited.hosts.values() for f in h.failures)
+    assert "playbooks/teardown.yml acts only on the hosts you name" in messages, messages
+    assert _on(survivor, "test", "-e", "/etc/systemd/system/sglang.service").returncode == 0
+
+    record = json.loads(_on(survivor, "cat", "/var/lib/fleetserve/releases/current.json").stdout)
+    assert (record["engine"], record["service"], record["venv"]) == (
+        "sglang",
+        "sglang",
+        f"/opt/fleetserve/sglang/venv-{NEW}",
+    )
+
+    code, result, _ = _cli_json(capsys, "teardown", "--limit", survivor, "--check")
+    assert code == 0 and result["teardown"][survivor]["action"] == "removed", result
+    assert _on(survivor, "test", "-e", "/etc/systemd/system/sglang.service").returncode == 0
+    assert _routed(fleet) == WORKERS
+
+    code, result, _ = _cli_json(capsys, "teardown", "--limit", survivor)
+    assert code == 0 and result["teardown"][survivor]["action"] == "removed", result
+    assert _routed(fleet) == [victim]  # left the gateway first; the dead victim stays listed, unhealthy
+    for gone in (
+        "/etc/systemd/system/sglang.service",
+        "/opt/fleetserve/sglang",
+        "/etc/fleetserve/sglang",
+        "/var/lib/fleetserve/releases/current.json",
+        "/var/lib/fleetserve/releases/previous.json",
+    ):
+        assert _on(survivor, "test", "-e", gone).returncode == 1, gone
+    assert _on(survivor, "systemctl", "is-active", "sglang").stdout.strip() in ("inactive", "unknown")
+    assert _on(survivor, "test", "-d", record["model_dir"]).returncode == 0  # weights kept unless asked
+
+    code, result, _ = _cli_json(capsys, "teardown", "--limit", survivor)
+    assert code == 0 and result["teardown"][survivor]["action"] == "absent", result
+    assert result["hosts"][0]["changed"] == 0, result["hosts"]
 
 
 def test_lab_down_removes_hosts_hub_network_and_inventory(fleet):

@@ -107,11 +107,13 @@ def test_the_role_has_inputs_and_entry_points():
     """Not vacuous: the scans see the inputs, the entry points and what they read."""
     assert {"fleetserve_release_dir", "rollout_drain_timeout_s", "rollout_drain_poll_s", "rollout_drain_grace_s",
             "rollout_rollback"} <= set(_defaults())
-    assert {"main", "batch", "rollback"} <= set(_specs())
+    assert {"main", "batch", "rollback", "teardown"} <= set(_specs())
     assert ROLE / "tasks" / "drain.yml" in reachable("main") and ROLE / "tasks" / "drain.yml" in reachable("rollback")
     assert "router_worker_scheme" in defaulted(reachable("main"))
     assert "preflight_nnodes" in defaulted(reachable("batch"))
-    assert reads(reachable("main"), _defaults()) == set(_defaults())
+    teardown_only = {"teardown_remove_weights", "teardown_remove_image"}
+    assert reads(reachable("main"), _defaults()) == set(_defaults()) - teardown_only
+    assert reads(reachable("teardown"), _defaults()) >= teardown_only
 
 
 def test_defaults_match_the_argument_specs():

@@ -163,6 +163,22 @@ def test_rollback_runs_on_the_named_hosts_only(inventory_file, runs):
     assert runs[0]["playbook"] == "rollback.yml" and runs[0]["limit"] == "gpu-2"
 
 
+@pytest.mark.parametrize("argv", [[], ["--limit", "gpu-2", "--all"]])
+def test_teardown_needs_exactly_one_host_list(inventory_file, runs, capsys, argv):
+    assert cli.main(["teardown", "-i", str(inventory_file), *argv]) == 2
+    assert "--limit" in capsys.readouterr().err
+    assert runs == []
+
+
+def test_teardown_maps_its_options_onto_the_playbook(inventory_file, runs):
+    assert cli.main(["teardown", "-i", str(inventory_file), "--limit", "gpu-2", "--remove-weights", "--check"]) == 0
+    run = runs[0]
+    assert (run["playbook"], run["limit"], run["check"]) == ("teardown.yml", "gpu-2", True)
+    assert run["extravars"] == {"teardown_all": False, "teardown_remove_weights": True, "teardown_remove_image": False}
+    assert cli.main(["teardown", "-i", str(inventory_file), "--all"]) == 0
+    assert runs[1]["limit"] is None and runs[1]["extravars"]["teardown_all"] is True
+
+
 def _result_with_status(facts: dict, failed: dict | None = None) -> runner.RunResult:
     events = [
         {"event": "runner_on_ok", "event_data": {"host": h, "res": {"ansible_facts": {"fleetserve_status": f}}}}
