@@ -56,7 +56,7 @@ def test_probe_status_reads_any_answer_and_none_for_no_answer():
 
 def test_no_other_health_rule_or_six_is_left():
     """health_state is defined once; no module carries its own probe or six."""
-    sources = [p for p in (ROOT / "plugins").rglob("*.py")]
+    sources = list((ROOT / "plugins").rglob("*.py"))
     defining = [p.name for p in sources if "def health_state(engine" in p.read_text()]
     assert defining == ["_health.py"]
     assert not [p.name for p in sources if "module_utils.six" in p.read_text()]
