@@ -258,15 +258,20 @@ def _release(plan: dict, unit: dict, **where) -> dict:
     return release
 
 
-def vllm_spec(plan: dict, settings: dict) -> dict:
-    """The launch spec of a vLLM container (role vllm_docker)."""
-    role = "vllm_docker"
-    _check_plan("vllm", role, plan)
+def _checked_inputs(engine: str, role: str, plan: dict, settings: dict) -> tuple:
+    """(version, extra_args, extra_env) once the plan is the engine's and the extras re-decide nothing."""
+    _check_plan(engine, role, plan)
     version = str(plan["engine_version"])
     extra_args = [str(a) for a in settings.get("extra_args") or []]
     extra_env = dict(settings.get("extra_env") or {})
     _check_extra_args(role, plan, extra_args)
-    _check_extra_env(role, "vllm", version, plan.get("engine_env") or {}, extra_env)
+    _check_extra_env(role, engine, version, plan.get("engine_env") or {}, extra_env)
+    return version, extra_args, extra_env
+
+
+def vllm_spec(plan: dict, settings: dict) -> dict:
+    """The launch spec of a vLLM container (role vllm_docker)."""
+    version, extra_args, extra_env = _checked_inputs("vllm", "vllm_docker", plan, settings)
     launcher = settings.get("launcher") or "api_server"
     if launcher not in VLLM_LAUNCHERS:
         raise LaunchError(f"vllm_docker_launcher '{launcher}' is not one of: {', '.join(sorted(VLLM_LAUNCHERS))}")
@@ -358,13 +363,7 @@ def _pre(version: str) -> str:
 
 def sglang_spec(plan: dict, settings: dict) -> dict:
     """The launch spec of an SGLang service from a release venv (role sglang_venv)."""
-    role = "sglang_venv"
-    _check_plan("sglang", role, plan)
-    version = str(plan["engine_version"])
-    extra_args = [str(a) for a in settings.get("extra_args") or []]
-    extra_env = dict(settings.get("extra_env") or {})
-    _check_extra_args(role, plan, extra_args)
-    _check_extra_env(role, "sglang", version, plan.get("engine_env") or {}, extra_env)
+    version, extra_args, extra_env = _checked_inputs("sglang", "sglang_venv", plan, settings)
     where = placement("sglang", settings)
     root, unit = where["root"], _unit(where, settings, plan)
     venv = f"{root}/venv-{version}"
