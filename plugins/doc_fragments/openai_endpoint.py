@@ -28,6 +28,7 @@ options:
   request_timeout:
     description:
       - Seconds one HTTP request may take (capped by what is left of O(timeout)).
+      - Range 0.1 to 86400.0.
     type: float
     default: 120
 """

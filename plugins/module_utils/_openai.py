@@ -19,6 +19,7 @@ from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
 from ansible.module_utils.urls import Request, make_context
+from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import bounds_error, ranges_of
 from ansible_collections.fleetserve.minimax.plugins.module_utils._health import health_state  # noqa: F401 (re-exported)
 
 STAGES = ("tcp", "health", "models", "auth", "chat", "shape", "tool_call", "stream")
@@ -80,6 +81,15 @@ ENDPOINT_ARGSPEC = dict(
     request_timeout=dict(type="float", default=120.0),
 )
 
+# The ranges the DOCUMENTATION of openai_endpoint_info (and the openai_endpoint doc fragment) states.
+BOUNDS = dict(
+    request_timeout=(0.1, 86400.0),
+    timeout=(0.1, 604800.0),
+    sleep=(0.01, 5.0),
+    stream_idle_timeout=(0.1, 86400.0),
+    max_tokens=(1, 1048576),
+)
+
 
 class VerifyError(ValueError):
     """A verification failure: ``reason`` is a stable code from :data:`REASONS`."""
@@ -131,15 +141,9 @@ def parse_base_url(base_url):
 
 def check_options(params):
     """Checks the argspec cannot express. Raises ValueError naming the option to fix."""
-    for name in ("timeout", "request_timeout", "stream_idle_timeout", "sleep"):
-        if params[name] <= 0:
-            raise ValueError("%s must be greater than 0 seconds, got %s" % (name, params[name]))
-    if params["sleep"] > 5:
-        raise ValueError(
-            "sleep must be at most 5 seconds (it bounds how late readiness is noticed), got %s" % params["sleep"]
-        )
-    if params["max_tokens"] < 1:
-        raise ValueError("max_tokens must be at least 1, got %s" % params["max_tokens"])
+    error = bounds_error(params, ranges_of(BOUNDS))
+    if error:
+        raise ValueError(error)
     if not params["served_model_name"].strip():
         raise ValueError("served_model_name is empty; give the name the engine serves (--served-model-name)")
     if not params["health_path"].startswith("/"):

@@ -44,18 +44,21 @@ options:
     choices: [vllm, sglang]
   status_code:
     description: The status that means ready (200 for both engines; SGLang answers 503 while it warms up).
+      Range 100 to 599.
     type: int
     default: 200
   timeout:
     description: Seconds to wait at most while the unit keeps running; size it to the model's load time.
+      Range 0.1 to 604800.0.
     type: float
     default: 600
   interval:
-    description: Seconds between polls.
+    description: Seconds between polls. Range 0.1 to 600.0.
     type: float
     default: 5
   journal_lines:
     description: How many of the unit's last journal lines a failure returns (the last 4 also go in its message).
+      Range 0 to 1000.
     type: int
     default: 20
   redact:
@@ -118,6 +121,7 @@ journal:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import bounds_error, ranges_of
 from ansible_collections.fleetserve.minimax.plugins.module_utils._health import health_state, probe_status
 from ansible_collections.fleetserve.minimax.plugins.module_utils._engine_health import (
     UNIT_PROPERTIES,
@@ -139,12 +143,18 @@ ARGUMENT_SPEC = dict(
     redact=dict(type="list", elements="str", default=[], no_log=True),
 )
 
+# The ranges DOCUMENTATION states (Range LOW to HIGH.), checked before the first probe.
+BOUNDS = dict(status_code=(100, 599), timeout=(0.1, 604800.0), interval=(0.1, 600.0), journal_lines=(0, 1000))
+
 MESSAGE_JOURNAL_LINES = 4
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=False)
     params = module.params
+    error = bounds_error(params, ranges_of(BOUNDS))
+    if error:
+        module.fail_json(msg=error, elapsed_s=0.0)
     systemctl = module.get_bin_path("systemctl", required=True)
     journalctl = module.get_bin_path("journalctl")
 
@@ -164,8 +174,15 @@ def main():
 
     started = time.monotonic()
     waiter = HealthWait(
-        params["service"], params["url"], params["timeout"], params["interval"], params["status_code"],
-        probe_status, show, time.monotonic, time.sleep,
+        params["service"],
+        params["url"],
+        params["timeout"],
+        params["interval"],
+        params["status_code"],
+        probe_status,
+        show,
+        time.monotonic,
+        time.sleep,
         describe=(lambda status: health_state(params["engine"], status)) if params["engine"] else None,
     )
     try:

@@ -64,7 +64,7 @@ options:
     elements: str
     default: []
   max_workers:
-    description: Parallel file downloads.
+    description: Parallel file downloads. Range 1 to 256.
     type: int
     default: 8
   high_performance:
@@ -74,15 +74,16 @@ options:
     type: bool
     default: false
   retries:
-    description: Extra attempts after a retryable failure (429, 5xx, network).
+    description: Extra attempts after a retryable failure (429, 5xx, network). Range 0 to 100.
     type: int
     default: 5
   retry_delay:
-    description: Seconds before the first retry; doubled for each further one, capped at 60.
+    description: Seconds before the first retry; doubled for each further one, capped at 60. Range 0.0 to 60.0.
     type: float
     default: 2.0
   disk_reserve_bytes:
     description: Bytes that must stay free on the filesystem of O(dest) after the download.
+      Range 0 to 4611686018427387904.
     type: int
     default: 1073741824
   verify:
@@ -149,6 +150,7 @@ options:
     default: false
   peer_timeout:
     description: Seconds to wait for the hosts of O(peer_wait) before failing, streaming (O(peer_stream)) included.
+      Range 1 to 604800.
     type: int
     default: 14400
   manifest:
@@ -243,6 +245,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import bounds_error, ranges_of
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights as w
 from ansible_collections.fleetserve.minimax.plugins.module_utils._weights_fanout import ready_document
 from ansible_collections.fleetserve.minimax.plugins.module_utils._weights_sources import Git, Hub, Peer
@@ -383,6 +386,16 @@ def run(module):
     return result
 
 
+# The ranges DOCUMENTATION states (Range LOW to HIGH.), checked before anything is read or written.
+BOUNDS = dict(
+    max_workers=(1, 256),
+    retries=(0, 100),
+    retry_delay=(0.0, 60.0),
+    disk_reserve_bytes=(0, 4611686018427387904),
+    peer_timeout=(1, 604800),
+)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -415,6 +428,9 @@ def main():
         required_by={"peer_url": ("manifest",), "ready_file": ("fanout_run",)},
         supports_check_mode=True,
     )
+    error = bounds_error(module.params, ranges_of(BOUNDS))
+    if error:
+        module.fail_json(msg=error, repo_id=module.params["repo_id"], dest=module.params["dest"])
     try:
         module.exit_json(**run(module))
     except (ValueError, OSError) as exc:

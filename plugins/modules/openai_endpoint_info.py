@@ -56,10 +56,11 @@ options:
     description:
       - One deadline in seconds for everything, the wait for readiness included. Size it to the
         model load time.
+      - Range 0.1 to 604800.0.
     type: float
     default: 600
   sleep:
-    description: Seconds between readiness polls (at most 5); it bounds how late readiness is noticed.
+    description: Seconds between readiness polls; it bounds how late readiness is noticed. Range 0.01 to 5.0.
     type: float
     default: 0.2
   expect_reasoning:
@@ -75,6 +76,7 @@ options:
     default: none
   max_tokens:
     description: C(max_tokens) of each chat request; reasoning models need room to close C(</think>).
+      Range 1 to 1048576.
     type: int
     default: 1024
   tool_call:
@@ -86,7 +88,7 @@ options:
     type: bool
     default: false
   stream_idle_timeout:
-    description: Seconds without any stream data after which the stream counts as stalled.
+    description: Seconds without any stream data after which the stream counts as stalled. Range 0.1 to 86400.0.
     type: float
     default: 30
   skip_checks:
@@ -203,6 +205,7 @@ body:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetserve.minimax.plugins.module_utils._openai import (
+    BOUNDS,  # noqa: F401 (the ranges DOCUMENTATION states, checked by check_options)
     ENDPOINT_ARGSPEC,
     ENGINES,
     REASONING_SHAPES,

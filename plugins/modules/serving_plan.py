@@ -61,11 +61,11 @@ options:
     type: dict
     suboptions:
       copies:
-        description: How many copies of the weights the download method keeps.
+        description: How many copies of the weights the download method keeps. Range 1 to 16.
         type: int
         default: 1
       margin:
-        description: Extra fraction of the weights to keep free.
+        description: Extra fraction of the weights to keep free. Range 0.0 to 10.0.
         type: float
         default: 0.1
   nodes:
@@ -79,7 +79,7 @@ options:
     type: dict
     suboptions:
       nnodes:
-        description: How many hosts the engine spans.
+        description: How many hosts the engine spans. Range 1 to 64.
         type: int
         default: 1
       group:
@@ -89,7 +89,7 @@ options:
         description: This host's inventory name.
         type: str
       dist_init_port:
-        description: TCP port on node 0 where SGLang's distributed initialisation meets.
+        description: TCP port on node 0 where SGLang's distributed initialisation meets. Range 1 to 65535.
         type: int
         default: 20000
       hosts:
@@ -183,6 +183,7 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _plan, _plan_nodes
+from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import bounds_error, ranges_of
 
 
 def host_glibc() -> str | None:
@@ -222,6 +223,15 @@ def check_disk(plan: dict, disk: dict) -> None:
     )
 
 
+# The ranges DOCUMENTATION states (Range LOW to HIGH.), suboptions as parent.child.
+BOUNDS = {
+    "nodes.nnodes": (1, 64),
+    "nodes.dist_init_port": (1, 65535),
+    "disk.copies": (1, 16),
+    "disk.margin": (0.0, 10.0),
+}
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -251,6 +261,9 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    error = bounds_error(params, ranges_of(BOUNDS))
+    if error:
+        module.fail_json(msg=error, changed=False)
     host = {"python_version": params["python_version"], "glibc_version": params["glibc_version"] or host_glibc()}
     try:
         plan = _plan.build_plan(

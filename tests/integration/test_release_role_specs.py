@@ -1,7 +1,7 @@
 """The release role's argument specs are enforced where playbooks include it, before anything is read or changed.
 
 A local play includes each entry point with a bad input: ansible-core's validation (meta/argument_specs.yml)
-refuses a wrong type or choice, the role's own check refuses what a spec cannot express (a poll interval of 0)
+refuses a wrong type or choice, fleetserve.minimax.check_bounds a number out of its stated range (a poll interval of 0)
 and the renamed rollout_state_dir, and a host without previous.json cannot be rolled back. Check mode, on a records directory under tmp_path.
 """
 
@@ -59,10 +59,12 @@ def test_the_plan_is_required_for_a_rollout(include):
     assert "arg spec 'main'" in task and "preflight_plan" in msg, (task, msg)
 
 
-def test_a_range_a_spec_cannot_express_is_refused_by_the_role(include):
+def test_a_number_out_of_its_range_is_refused_by_the_role(include):
     task, msg = include("main", preflight_plan={"engine": "sglang"}, rollout_drain_poll_s=0)
-    assert task == "fleetserve.minimax.release : Release | Check the drain settings", task
-    assert msg.startswith("rollout_drain_timeout_s (600) and rollout_drain_poll_s (0) are seconds"), msg
+    assert (
+        task == "fleetserve.minimax.release : Release | Check every number against the range its argument spec states"
+    )
+    assert msg.endswith("rollout_drain_poll_s is 0, out of range: set it to a whole number from 1 to 3600"), msg
 
 
 def test_a_host_without_previous_json_is_not_rolled_back(include, tmp_path):

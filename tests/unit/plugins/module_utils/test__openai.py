@@ -76,10 +76,10 @@ def test_parse_base_url_rejects(url, message):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"timeout": 0}, "timeout must be greater than 0 seconds, got 0"),
-        ({"request_timeout": -1}, "request_timeout must be greater than 0 seconds, got -1"),
-        ({"sleep": 6}, "sleep must be at most 5 seconds (it bounds how late readiness is noticed), got 6"),
-        ({"max_tokens": 0}, "max_tokens must be at least 1, got 0"),
+        ({"timeout": 0}, "timeout is 0, out of range: set it to a number from 0.1 to 604800"),
+        ({"request_timeout": -1}, "request_timeout is -1, out of range: set it to a number from 0.1 to 86400"),
+        ({"sleep": 6}, "sleep is 6, out of range: set it to a number from 0.01 to 5"),
+        ({"max_tokens": 0}, "max_tokens is 0, out of range: set it to a whole number from 1 to 1048576"),
         (
             {"served_model_name": " "},
             "served_model_name is empty; give the name the engine serves (--served-model-name)",
@@ -119,7 +119,12 @@ def test_health_state(engine, status, state):
     [
         ("sglang", 503, "health_warming_up", "SGLang was still warming up (http://h/health answered 503)"),
         ("vllm", 503, "health_failing", "vLLM answers 503 when its engine core is dead (EngineDeadError)"),
-        ("generic", 404, "health_failing", "set verify_health_path (module option health_path) to the server's health route"),
+        (
+            "generic",
+            404,
+            "health_failing",
+            "set verify_health_path (module option health_path) to the server's health route",
+        ),
         ("vllm", None, "health_no_answer", "http://h/health accepted connections but never answered"),
     ],
 )
