@@ -108,7 +108,7 @@ def _dummy(spec):
 # ---------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role, entry, name, kind, bounds", ROLE_OPTIONS, ids=lambda v: str(v))
+@pytest.mark.parametrize("role, entry, name, kind, bounds", ROLE_OPTIONS, ids=str)
 def test_every_role_number_states_its_range(role, entry, name, kind, bounds):
     assert bounds is not None, (
         f"roles/{role}/meta/argument_specs.yml entry point {entry}: {kind} option {name} states no range; "
@@ -185,7 +185,7 @@ def _cases(where, options, module=False):
 def _values(case):
     values = {}
     for option in case:
-        head, _, rest = option["name"].partition(".")
+        head, rest = (option["name"].split(".", 1) + [""])[:2]
         if rest:
             values.setdefault(head, {})[rest] = option["value"]
         else:
