@@ -25,6 +25,14 @@ options:
       - Verify TLS certificates for C(https) URLs.
     type: bool
     default: true
+  ca_path:
+    description:
+      - PEM bundle of the certificate authorities to trust for an C(https) O(base_url), instead of the system
+        store; a path on the machine that runs the module.
+      - A certificate it did not sign, or one that does not name the address of O(base_url), fails at once
+        with reason C(tls_untrusted).
+      - Only with an C(https) O(base_url) and O(validate_certs=true).
+    type: path
   request_timeout:
     description:
       - Seconds one HTTP request may take (capped by what is left of O(timeout)).

@@ -32,6 +32,7 @@ REASONS = (
     "auth_not_enforced",
     "http_error",
     "connection_error",
+    "tls_untrusted",
     "request_timeout",
     "deadline_exceeded",
     "malformed_json",
@@ -78,6 +79,7 @@ ENDPOINT_ARGSPEC = dict(
     base_url=dict(type="str", required=True),
     api_key=dict(type="str", no_log=True),
     validate_certs=dict(type="bool", default=True),
+    ca_path=dict(type="path"),
     request_timeout=dict(type="float", default=120.0),
 )
 
@@ -150,6 +152,25 @@ def check_options(params):
         raise ValueError("health_path %r must start with '/', e.g. /health" % (params["health_path"],))
     if params["api_key"] is not None and not params["api_key"].strip():
         raise ValueError("api_key is set but empty; leave it unset for an open endpoint or give the engine's key")
+    ca_path = params.get("ca_path")
+    if ca_path:
+        if not params["base_url"].startswith("https:"):
+            raise ValueError(
+                "ca_path is set but base_url %s is not https: serve the engine with TLS and use https, or leave "
+                "ca_path unset" % params["base_url"]
+            )
+        if not params.get("validate_certs", True):
+            raise ValueError("ca_path is set but validate_certs is false: nothing would be checked against it")
+        try:
+            with open(ca_path, "rb") as handle:
+                pem = handle.read()
+        except OSError as exc:
+            raise ValueError(
+                "ca_path %s cannot be read (%s): give the PEM CA bundle on the machine that "
+                "sends the requests" % (ca_path, exc.strerror or exc)
+            ) from None
+        if b"-----BEGIN CERTIFICATE-----" not in pem:
+            raise ValueError("ca_path %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)" % ca_path)
     unknown = sorted(set(params.get("skip_checks") or ()) - set(SKIPPABLE_CHECKS))
     if unknown:
         raise ValueError(
@@ -488,10 +509,12 @@ class HttpClient(object):
     """GET/POST JSON through ``ansible.module_utils.urls``; every HTTP status comes back as an
     :class:`Answer`, network failures as ``connection_error`` / ``request_timeout``."""
 
-    def __init__(self, base_url, api_key=None, validate_certs=True):
+    def __init__(self, base_url, api_key=None, validate_certs=True, ca_path=None):
         self.base_url = base_url
         self.api_key = api_key
         self.validate_certs = validate_certs
+        # A CA bundle replaces the system store: only certificates it signed are trusted.
+        self.ca_path = ca_path or None
         self._context = None
 
     def context(self):
@@ -499,7 +522,7 @@ class HttpClient(object):
         # 0.1 s each): too slow for readiness polling, so build it once, and only for https.
         if self._context is None:
             if self.base_url.startswith("https:"):
-                self._context = make_context(validate_certs=self.validate_certs)
+                self._context = make_context(cafile=self.ca_path, validate_certs=self.validate_certs)
             else:
                 self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         return self._context
@@ -552,6 +575,19 @@ class HttpClient(object):
                 url=self.url(path),
             )
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            return VerifyError(
+                "tls_untrusted",
+                "the TLS certificate of %s is not trusted by %s (%s): give the CA bundle that signed the engine's "
+                "certificate in ca_path (verify_ca_path of the verify role), and make the certificate name the "
+                "address in base_url"
+                % (
+                    self.url(path),
+                    ("the CA bundle %s" % self.ca_path) if self.ca_path else "the system CA store",
+                    getattr(reason, "verify_message", None) or reason,
+                ),
+                url=self.url(path),
+            )
         return VerifyError(
             "connection_error",
             "connection to %s failed (%s); the server went away: check that the engine is running"
@@ -638,6 +674,10 @@ class Verifier(object):
                 except VerifyError as exc:
                     if exc.reason == "deadline_exceeded":
                         break
+                    if exc.reason == "tls_untrusted":
+                        # Waiting cannot make a certificate trusted: fail now, not at the deadline.
+                        exc.stage = "health"
+                        raise
                     status = None  # hung or restarting: keep polling until the deadline
                 if status is not None and health_state(self.p["engine"], status) == "ready":
                     self.record("health", tcp_at, status=status, attempts=attempts)

@@ -240,7 +240,7 @@ def verify(module):
         base_url = check_options(module.params)[0]
     except ValueError as exc:
         module.fail_json(msg=str(exc), reason="invalid_option", stage="options", stages={}, elapsed_s=0.0)
-    client = HttpClient(base_url, module.params["api_key"], module.params["validate_certs"])
+    client = HttpClient(base_url, module.params["api_key"], module.params["validate_certs"], module.params["ca_path"])
     verifier = Verifier(module.params, client)
     try:
         result = verifier.run()

@@ -229,15 +229,16 @@ class _Server(ThreadingHTTPServer):
 class FakeOpenAI:
     """Context manager running the fake server in a thread."""
 
-    def __init__(self, behaviour: Behaviour | None = None, port: int | None = None):
+    def __init__(self, behaviour: Behaviour | None = None, port: int | None = None, tls=None):
         self.behaviour = behaviour or Behaviour()
         self.port = port or free_port()
+        self.tls = tls  # an ssl.SSLContext (server side): serve https
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
 
     @property
     def requests(self) -> list:
@@ -259,6 +260,8 @@ class FakeOpenAI:
         server.first_probe_at = None
         server.requests = []
         server.stopping = threading.Event()
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()

@@ -39,7 +39,7 @@ def run_module(monkeypatch, args):
 
 
 class StubClient:
-    def __init__(self, base_url, api_key=None, validate_certs=True):
+    def __init__(self, base_url, api_key=None, validate_certs=True, ca_path=None):
         self.base_url, self.api_key = base_url, api_key
         self.calls = []
 
