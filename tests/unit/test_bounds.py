@@ -10,12 +10,13 @@ value, its highest invalid value, a non-number and a boolean:
   set to /bin/false so that no module could run on the host even if a check let the value through; the
   play proves the refusal came from ansible-core's argument validation or fleetserve.minimax.check_bounds
   (the first two tasks of every entry point), i.e. before any change, and that the recap counts no change;
-- a module is run with the value; it must fail without ``changed``, naming the option.
+- a module is run with the value as Ansible runs it (a Python process reading its arguments file); it must
+  fail without ``changed``, naming the option.
 
 An out-of-range value (and a boolean, which ansible-core's type check lets through as 0 or 1) must be
 refused with a message naming the option and the valid range. A string that is no number is refused by
-ansible-core's own type check, which names the option and its type. One ansible-doc and one
-ansible-playbook run cover everything.
+ansible-core's own type check, which names the option and its type. One ansible-doc run, and one
+ansible-playbook run with the module runs beside it, cover everything.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import math
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -223,20 +225,12 @@ def _play(module_docs):
                     ],
                 }
             )
-    module_cases, module_tasks = [], []
+    module_cases = []
     for module, doc in module_docs.items():
         options = _suboptions_as_options(doc.get("options"))
         required = {n: MODULE_REQUIRED.get(n, _dummy(s)) for n, s in options.items() if s.get("required")}
         for case in _cases(module, options, module=True):
-            number = len(module_cases)
-            module_cases.append(case)
-            module_tasks.append(
-                {
-                    "name": f"module case {number}",
-                    f"fleetserve.minimax.{module}": {**required, **_values(case)},
-                    "ignore_errors": True,
-                }
-            )
+            module_cases.append((module, {**required, **_values(case)}, case))
     plays = [
         # Facts some argument specs' defaults read, gathered once with a working interpreter.
         {"name": "Facts", "hosts": "localhost", "gather_facts": True, "tasks": []},
@@ -248,9 +242,29 @@ def _play(module_docs):
             "vars": {"ansible_python_interpreter": "/bin/false"},
             "tasks": role_tasks,
         },
-        {"name": "Modules", "hosts": "localhost", "gather_facts": False, "tasks": module_tasks},
     ]
     return plays, role_cases, module_cases
+
+
+def _run_module(tmp, number, item):
+    """One module run as Ansible runs it (``python -m MODULE ARGS_FILE``); its JSON answer from stdout."""
+    module, args, _case = item
+    work = tmp / f"module-{number}"
+    work.mkdir()
+    (work / "args.json").write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    done = subprocess.run(
+        [sys.executable, "-m", f"ansible_collections.fleetserve.minimax.plugins.modules.{module}", "args.json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=work,
+        check=False,
+        env={"PYTHONPATH": str(ROOT / ".cache" / "collections"), "PATH": "/usr/bin:/bin", "HOME": str(work)},
+    )
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        return {"no_json": done.stdout[-1000:] + done.stderr[-1000:]}
 
 
 @pytest.fixture(scope="module")
@@ -267,20 +281,24 @@ def refused(module_docs, tmp_path_factory):
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
         "ANSIBLE_GATHER_SUBSET": "min",
     }
-    done = subprocess.run(
+    # The playbook and the module runs go side by side.
+    with subprocess.Popen(
         [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(tmp / "hosts.ini"), str(tmp / "play.yml")],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
-        timeout=300,
-        check=False,
-    )
-    report = json.loads(done.stdout[done.stdout.index("{") :])
+    ) as playbook:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(lambda item: _run_module(tmp, *item), enumerate(module_cases)))
+        stdout, stderr = playbook.communicate(timeout=300)
+    report = json.loads(stdout[stdout.index("{") :])
     results = {}
     for play in report["plays"]:
         for task in play["tasks"]:
             results[task["task"]["name"]] = task["hosts"].get("localhost", {})
-    return role_cases, module_cases, results, report["stats"]["localhost"], done.stderr
+    modules = [(case, answer) for (_module, _args, case), answer in zip(module_cases, answers)]
+    return role_cases, modules, results, report["stats"]["localhost"], stderr
 
 
 def _assert_names(option, msg):
@@ -318,11 +336,9 @@ def test_every_role_refuses_every_invalid_number_before_any_change(refused):
 
 
 def test_every_module_refuses_every_invalid_number_before_any_change(refused):
-    _role_cases, module_cases, results, _stats, stderr = refused
+    _role_cases, module_cases, _results, _stats, _stderr = refused
     assert len(module_cases) >= 20, "too few module cases: the walk is broken"
-    for number, case in enumerate(module_cases):
-        answer = results.get(f"module case {number}")
-        assert answer is not None, stderr[-2000:]
+    for case, answer in module_cases:
         where = f"{case[0]['where']} {[o['name'] for o in case]} ({case[0]['label']})"
         assert answer.get("failed") and not answer.get("changed"), f"{where}: {answer}"
         for option in case:
