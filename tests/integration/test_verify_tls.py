@@ -94,7 +94,23 @@ def pki(tmp_path_factory):
     (tmp / "server.key").chmod(0o600)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tmp / "server.pem", tmp / "server.key")
-    return {"dir": tmp, "ca": str(tmp / "ca.pem"), "other": str(tmp / "other-ca.pem"), "context": context}
+    # Signed by the right CA, but for another address than the one verify connects to.
+    elsewhere_key, elsewhere = _server_cert(ca_key, ca_cert, "127.0.0.2")
+    (tmp / "elsewhere.pem").write_bytes(_pem(elsewhere))
+    (tmp / "elsewhere.key").write_bytes(
+        elsewhere_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    misnamed = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    misnamed.load_cert_chain(tmp / "elsewhere.pem", tmp / "elsewhere.key")
+    return {
+        "dir": tmp,
+        "ca": str(tmp / "ca.pem"),
+        "other": str(tmp / "other-ca.pem"),
+        "context": context,
+        "misnamed": misnamed,
+    }
 
 
 @pytest.fixture()
@@ -123,6 +139,15 @@ def test_a_certificate_the_bundle_did_not_sign_is_refused_at_once(run_module, tl
     assert "give the CA bundle that signed the engine's certificate in ca_path (verify_ca_path" in result["msg"]
     assert wall < 10, "a certificate that cannot be trusted must not wait for the 20 s deadline (%.1f s)" % wall
     assert not any(r["path"].startswith("/v1") for r in tls_server.requests), "a request went past the handshake"
+
+
+def test_a_certificate_for_another_address_is_refused(run_module, pki):
+    with FakeOpenAI(Behaviour(api_key=SECRET), tls=pki["misnamed"]) as server:
+        result, wall = run_module(**base(server, api_key=SECRET, ca_path=pki["ca"]))
+    assert result.get("failed") and result["reason"] == "tls_untrusted", result
+    assert f"is not trusted by the CA bundle {pki['ca']}" in result["msg"], result
+    assert "mismatch" in result["msg"] and "make the certificate name the address in base_url" in result["msg"], result
+    assert wall < 10
 
 
 @pytest.mark.parametrize(
