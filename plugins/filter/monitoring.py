@@ -17,6 +17,9 @@ description:
     returns a prometheus.yml reading those files and the rule file.
   - C(monitoring_rules) takes the settings (alert thresholds and durations) and returns the rule file.
   - C(monitoring_dashboard) returns the fleet's Grafana dashboard.
+  - C(engine_load) takes the text of an engine's /metrics and the engine (C(sglang) or C(vllm)) and returns
+    C({running, waiting, kv_usage}) (requests running and waiting, KV cache usage 0 to 1), or none without
+    those gauges.
 version_added: 0.3.0
 author: fleetserve maintainers (@fleetserve)
 """
@@ -46,6 +49,10 @@ def monitoring_dashboard(settings=None):
     return _monitoring.dashboard()
 
 
+def engine_load(text, engine):
+    return _monitoring.engine_load(str(engine or ""), str(text or ""))
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -53,4 +60,5 @@ class FilterModule:
             "monitoring_prometheus_config": monitoring_prometheus_config,
             "monitoring_rules": monitoring_rules,
             "monitoring_dashboard": monitoring_dashboard,
+            "engine_load": engine_load,
         }

@@ -389,3 +389,44 @@ def dashboard() -> dict:
         },
         "panels": panels,
     }
+
+
+# The engine's load as `fleetserve status` shows it: the gauges of each engine's /metrics, summed over the
+# engine's label sets (SGLang reports one per data-parallel rank), KV usage the fullest of them.
+LOAD_GAUGES = {
+    "sglang": {
+        "running": "sglang:num_running_reqs",
+        "waiting": "sglang:num_queue_reqs",
+        "kv_usage": "sglang:token_usage",
+    },
+    "vllm": {
+        "running": "vllm:num_requests_running",
+        "waiting": "vllm:num_requests_waiting",
+        "kv_usage": "vllm:kv_cache_usage_perc",
+    },
+}
+
+
+def engine_load(engine: str, text: str) -> dict | None:
+    """{running, waiting, kv_usage} from a /metrics text (None for a figure the text lacks); None without gauges."""
+    names = LOAD_GAUGES.get(engine)
+    if not names or not text:
+        return None
+    values: dict = {key: [] for key in names}
+    by_name = {name: key for key, name in names.items()}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in by_name:
+            try:
+                values[by_name[name]].append(float(line.rsplit(" ", 1)[-1]))
+            except ValueError:
+                continue
+    if not any(values.values()):
+        return None
+    return {
+        "running": int(sum(values["running"])) if values["running"] else None,
+        "waiting": int(sum(values["waiting"])) if values["waiting"] else None,
+        "kv_usage": max(values["kv_usage"]) if values["kv_usage"] else None,
+    }

@@ -86,3 +86,57 @@ def test_every_alert_is_labelled_and_described():
         assert name in text
     for name in ("DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_GPU_TEMP"):
         assert name in text
+
+
+SGLANG_METRICS = """# HELP sglang:num_running_reqs The number of running requests.
+# TYPE sglang:num_running_reqs gauge
+sglang:num_running_reqs{model_name="m",dp_rank="0"} 3.0
+sglang:num_running_reqs{model_name="m",dp_rank="1"} 2.0
+sglang:num_queue_reqs{model_name="m",dp_rank="0"} 1.0
+sglang:num_queue_reqs{model_name="m",dp_rank="1"} 0.0
+sglang:token_usage{model_name="m",dp_rank="0"} 0.25
+sglang:token_usage{model_name="m",dp_rank="1"} 0.5
+sglang:num_running_reqs_other 9
+"""
+
+
+def test_engine_load_sums_requests_and_takes_the_fullest_kv_cache():
+    assert _monitoring.engine_load("sglang", SGLANG_METRICS) == {"running": 5, "waiting": 1, "kv_usage": 0.5}
+
+
+def test_engine_load_of_the_real_vllm_metrics(fixtures_dir):
+    import json
+
+    # The gauge lines a real vLLM 0.26.0 served (tests/fixtures/real-vllm-0.26.0, answers.metrics_selected).
+    recordings = json.loads((fixtures_dir / "real-vllm-0.26.0" / "recordings.json").read_text())
+    text = "\n".join(recordings["answers"]["metrics_selected"]) + "\n"
+    assert _monitoring.engine_load("vllm", text) == {"running": 0, "waiting": 0, "kv_usage": 0.0}
+    assert _monitoring.engine_load("vllm", text.replace("} 0.0", "} 2.0", 1)) == {
+        "running": 2,
+        "waiting": 0,
+        "kv_usage": 0.0,
+    }
+    # The load names the collection reads are among the names that vLLM serves.
+    names = set(recordings["answers"]["metrics_names"])
+    assert set(_monitoring.LOAD_GAUGES["vllm"].values()) <= names
+
+
+def test_engine_load_without_gauges_is_none():
+    assert _monitoring.engine_load("sglang", "") is None
+    assert _monitoring.engine_load("sglang", "# nothing\nother 1\n") is None
+    assert _monitoring.engine_load("sglang", "sglang:num_running_reqs 2\n") == {
+        "running": 2,
+        "waiting": None,
+        "kv_usage": None,
+    }
+
+
+def test_the_rules_read_vllm_metrics_a_real_vllm_serves(fixtures_dir):
+    import json
+    import re
+
+    names = set(
+        json.loads((fixtures_dir / "real-vllm-0.26.0" / "recordings.json").read_text())["answers"]["metrics_names"]
+    )
+    used = set(re.findall(r"vllm:[a-z_]+", str(_monitoring.rules())))
+    assert used and {re.sub(r"_bucket$", "", name) for name in used} <= names
