@@ -258,6 +258,9 @@ def engine_args(model: str, entry: dict, engine: str, spec: dict, plan: dict) ->
     args += list(spec["flags"]) + ["--tool-call-parser", spec["tool_call_parser"]]
     if parser:
         args += ["--reasoning-parser", parser]
+    # SGLang serves /metrics (on the serving port) only when asked; vLLM always does. The fleet is monitored
+    # (roles/monitoring) and a rollout drains by the in-flight gauge, so every plan asks.
+    args.append("--enable-metrics")
     return args + ["--host", str(plan["host"]), "--port", str(plan["port"])]
 
 

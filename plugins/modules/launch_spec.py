@@ -75,7 +75,7 @@ EXAMPLES = r"""
     settings:
       service_name: sglang
       root: /opt/fleetserve/sglang
-      extra_args: [--enable-metrics]
+      extra_args: [--enable-cache-report]
       api_key: true
   register: launch
 

@@ -1,7 +1,8 @@
 """`fleetserve status`: what every host serves right now (playbooks/status.yml, read-only).
 
-Per engine host: engine, installed version, unit state, /health, served model and whether a router
-routes to it; per router: unit, /health and its worker count. The numbers come from the
+Per engine host: engine, installed version, unit state, /health, served model, whether a router
+routes to it, and its load from the engine's /metrics (requests running and waiting, KV cache usage);
+per router: unit, /health and its worker count. The numbers come from the
 ``fleetserve_status`` fact the playbook publishes per host.
 """
 
@@ -19,7 +20,7 @@ from rich.table import Table
 from fleetserve import runner, summary
 from fleetserve.commands import _playbook
 
-COLUMNS = ("host", "role", "engine", "version", "unit", "health", "model", "router")
+COLUMNS = ("host", "role", "engine", "version", "unit", "health", "model", "router", "running", "waiting", "kv")
 # service_facts reports a started unit as "running".
 _HEALTHY = {"unit": "running", "health": "200"}
 
@@ -27,7 +28,7 @@ _HEALTHY = {"unit": "running", "health": "200"}
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "status",
-        help="show what every host serves now: engine, version, unit, /health, model, router membership",
+        help="show what every host serves now: engine, version, unit, /health, model, router membership, load",
         description="Run playbooks/status.yml (read-only) and print one row per host.",
     )
     _playbook.add_target_arguments(parser, tags=False, check=False)
@@ -80,11 +81,22 @@ def host_reports(result: runner.RunResult) -> dict[str, dict]:
     return reports
 
 
+def load_cells(report: dict) -> list[str]:
+    """running, waiting and KV usage (percent) from the engine's metrics; "-" where it reported none."""
+    load = report.get("load") or {}
+
+    def count(key):
+        return "-" if load.get(key) is None else str(load[key])
+
+    kv = load.get("kv_usage")
+    return [count("running"), count("waiting"), "-" if kv is None else f"{float(kv) * 100:.0f}%"]
+
+
 def rows(reports: dict[str, dict]) -> list[list[str]]:
     out = []
     for name, r in reports.items():
         if r.get("role") is None:
-            out.append([name, "-", "-", "-", "-", "-", "-", r.get("state", "failed")])
+            out.append([name, "-", "-", "-", "-", "-", "-", r.get("state", "failed"), "-", "-", "-"])
             continue
         if r["role"] == "router":
             router = f"{len(r.get('workers') or [])} worker(s)"
@@ -100,6 +112,7 @@ def rows(reports: dict[str, dict]) -> list[list[str]]:
                 str(r.get("health")),
                 ", ".join(r.get("models") or []) or "-",
                 router,
+                *load_cells(r),
             ]
         )
     return out

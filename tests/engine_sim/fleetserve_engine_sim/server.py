@@ -169,6 +169,12 @@ class Sim:
             "# HELP sglang:num_running_reqs The number of running requests.\n"
             "# TYPE sglang:num_running_reqs gauge\n"
             f'sglang:num_running_reqs{{model_name="{self.cfg.served_model_name}"}} {float(self.in_flight)}\n'
+            "# HELP sglang:num_queue_reqs The number of requests in the waiting queue.\n"
+            "# TYPE sglang:num_queue_reqs gauge\n"
+            f'sglang:num_queue_reqs{{model_name="{self.cfg.served_model_name}"}} 0.0\n'
+            "# HELP sglang:token_usage The token usage.\n"
+            "# TYPE sglang:token_usage gauge\n"
+            f'sglang:token_usage{{model_name="{self.cfg.served_model_name}"}} 0.0\n'
         )
 
     def chat(self, request):

@@ -206,9 +206,10 @@ WORKER = {
 def test_status_joins_router_membership_by_address_or_name():
     result = _result_with_status(
         {
-            "w1": {**WORKER, "address": "10.0.0.1"},
-            "w2": {**WORKER, "address": "10.0.0.2"},
-            "w3": {**WORKER, "address": "10.0.0.3", "unit": "failed", "health": -1},
+            "w1": {**WORKER, "address": "10.0.0.1", "load": {"running": 3, "waiting": 1, "kv_usage": 0.42}},
+            "w2": {**WORKER, "address": "10.0.0.2", "load": {"running": 0, "waiting": 0, "kv_usage": 0.0}},
+            # no metrics (engine down): no load
+            "w3": {**WORKER, "address": "10.0.0.3", "unit": "failed", "health": -1, "load": None},
             "r1": {
                 "role": "router",
                 "unit": "running",
@@ -220,10 +221,10 @@ def test_status_joins_router_membership_by_address_or_name():
     reports = status.host_reports(result)
     assert {h: reports[h]["routers"] for h in ("w1", "w2", "w3")} == {"w1": ["r1"], "w2": ["r1"], "w3": []}
     assert status.rows(reports) == [
-        ["r1", "router", "-", "-", "running", "200", "-", "2 worker(s)"],
-        ["w1", "worker", "sglang", "0.5.23", "running", "200", "m", "r1"],
-        ["w2", "worker", "sglang", "0.5.23", "running", "200", "m", "r1"],
-        ["w3", "worker", "sglang", "0.5.23", "failed", "-1", "m", "-"],
+        ["r1", "router", "-", "-", "running", "200", "-", "2 worker(s)", "-", "-", "-"],
+        ["w1", "worker", "sglang", "0.5.23", "running", "200", "m", "r1", "3", "1", "42%"],
+        ["w2", "worker", "sglang", "0.5.23", "running", "200", "m", "r1", "0", "0", "0%"],
+        ["w3", "worker", "sglang", "0.5.23", "failed", "-1", "m", "-", "-", "-", "-"],
     ]
 
 
@@ -246,7 +247,7 @@ def test_status_keeps_unreachable_hosts_with_their_reason():
         )
     )
     assert reports["w2"] == {"role": None, "state": "unreachable", "msg": "Failed to create temporary directory"}
-    assert status.rows(reports)[1] == ["w2", "-", "-", "-", "-", "-", "-", "unreachable"]
+    assert status.rows(reports)[1] == ["w2", "-", "-", "-", "-", "-", "-", "unreachable", "-", "-", "-"]
 
 
 def test_lab_inventory_groups_workers_and_routers_and_is_private(monkeypatch, tmp_path):

@@ -27,9 +27,9 @@ def plan(catalog, model, gpus=8, **wishes):
 
 def test_sglang_spec_is_the_plan_plus_the_deployment(catalog):
     p = plan(catalog, "MiniMax-M2.5", port=8123)
-    spec = _launch.launch_spec("sglang", p, {"api_key": True, "extra_args": ["--enable-metrics"], "root": "/opt/x/"})
+    spec = _launch.launch_spec("sglang", p, {"api_key": True, "extra_args": ["--enable-cache-report"], "root": "/opt/x/"})
     assert spec["argv"] == p["engine_args"] + [
-        "--enable-metrics",
+        "--enable-cache-report",
         "--config",
         "/etc/fleetserve/sglang/sglang-secrets.yaml",
     ]
@@ -90,8 +90,8 @@ def test_extra_flags_never_re_decide_the_plan(catalog, extra, wish):
 
 
 def test_extra_flags_the_plan_leaves_open_pass(catalog):
-    spec = _launch.launch_spec("sglang", plan(catalog, "MiniMax-M2.5"), {"extra_args": ["--enable-metrics"]})
-    assert spec["argv"][-1] == "--enable-metrics"
+    spec = _launch.launch_spec("sglang", plan(catalog, "MiniMax-M2.5"), {"extra_args": ["--enable-cache-report"]})
+    assert spec["argv"][-1] == "--enable-cache-report"
 
 
 @pytest.mark.parametrize("key", ["VLLM_USE_V1", "HF_HUB_OFFLINE", "SAFETENSORS_FAST_GPU", "VLLM_API_KEY", "HF_TOKEN"])

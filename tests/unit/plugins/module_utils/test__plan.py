@@ -106,6 +106,7 @@ def test_m25_on_four_gpus_uses_pure_tp(catalog):
         "minimax-m2",
         "--reasoning-parser",
         "minimax-append-think",
+        "--enable-metrics",  # /metrics on by default: the fleet is monitored
         "--host",
         "0.0.0.0",
         "--port",
@@ -559,6 +560,9 @@ def test_plan_matches_what_the_real_h200_host_printed(catalog, fixtures_dir):
     assert real.pop("disk_needed_bytes") == 0
     assert here.pop("node_group") is None  # added with multi-node plans, after this recording
     here["engine_args"] = without_endpoint(here["engine_args"], "0.0.0.0", 8000)
+    # Recorded before SGLang's /metrics was on in every plan.
+    assert here["engine_args"][-1] == "--enable-metrics"
+    here["engine_args"] = here["engine_args"][:-1]
     assert here == real
 
 
