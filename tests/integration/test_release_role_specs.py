@@ -75,3 +75,42 @@ def test_the_renamed_records_directory_variable_is_refused(include):
     task, msg = include("rollback", rollout_state_dir="/srv/releases")
     assert task == "fleetserve.minimax.release : Release | Check that the records' directory has its current name", task
     assert msg.startswith("rollout_state_dir was renamed: set fleetserve_release_dir to that directory instead"), msg
+
+
+def _report(done) -> list[tuple[str, dict]]:
+    """(task name, localhost's result) of every task the play ran, in order."""
+    report = json.loads(done.stdout[done.stdout.index("{") :])
+    return [
+        (task["task"]["name"], task["hosts"]["localhost"])
+        for play in report["plays"]
+        for task in play["tasks"]
+        if "localhost" in task["hosts"]
+    ]
+
+
+def test_a_release_that_cannot_be_staged_fails_the_host_before_the_drain(run_playbook, tmp_path):
+    """Stage, then switch: the engine role's stage entry point runs before anything of the drain; a plan the
+    launch spec refuses fails the host there, undrained (rollout_result failed, saying it kept serving), and
+    previous.json is not written."""
+    env = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json"}
+    plan = {"engine": "sglang", "engine_version": "0.5.23", "model": "MiniMax-M2.5", "port": 8000}
+    variables = {"fleetserve_release_dir": str(tmp_path / "releases"), "preflight_plan": plan}
+    done = run_playbook(PLAY.format(entry="main"), "-e", json.dumps(variables), env=env, check=True)
+    assert done.returncode == 0, done.stdout[-2000:]
+    ran = _report(done)
+    names = [name for name, result in ran if not result.get("skipped")]
+    staged = names.index("fleetserve.minimax.sglang_venv : SGLang | Render the launch spec from the serving plan")
+    assert (
+        names.index("fleetserve.minimax.release : Release | Stage the new release beside the running one") < staged
+    ), names
+    assert dict(ran)["fleetserve.minimax.sglang_venv : SGLang | Render the launch spec from the serving plan"]["failed"]
+    drained = [n for n in names if "Leave every router" in n or "no request in flight" in n or "previous.json" in n]
+    assert drained == [], drained
+    result = [r["ansible_facts"]["rollout_result"] for _, r in ran if "rollout_result" in r.get("ansible_facts", {})]
+    assert len(result) == 1 and result[0]["action"] == "failed", result
+    msg = result[0]["msg"]
+    assert msg.startswith(
+        "localhost: rollout to sglang 0.5.23 could not be staged, at 'SGLang | Render the launch spec from the serving plan':"
+    ), msg
+    assert msg.endswith("The host was NOT drained and keeps serving the release it ran; nothing was switched."), msg
+    assert not (tmp_path / "releases" / "previous.json").exists()
