@@ -3,15 +3,21 @@
 A local play includes each entry point with a bad input: ansible-core's validation (meta/argument_specs.yml)
 refuses a wrong type or choice, the role's own check refuses what a spec cannot express (a poll interval of 0)
 and the renamed rollout_state_dir, and a host without previous.json cannot be rolled back. Check mode, on a records directory under tmp_path.
+Stage, then switch: a release that cannot be staged fails the host before any drain task; the staging's venv
+pruning (sglang_venv tasks/prune.yml) never removes the running or the staged release.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
 
 PLAY = """
 - name: Include one entry point of the release role
@@ -114,3 +120,38 @@ def test_a_release_that_cannot_be_staged_fails_the_host_before_the_drain(run_pla
     ), msg
     assert msg.endswith("The host was NOT drained and keeps serving the release it ran; nothing was switched."), msg
     assert not (tmp_path / "releases" / "previous.json").exists()
+
+
+PRUNE = """
+- name: Prune release venvs as the stage step of sglang_venv does
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Run the role's prune step
+      ansible.builtin.include_tasks: {tasks}
+"""
+
+
+@pytest.mark.parametrize(
+    ("keep", "linked", "kept"),
+    [
+        (2, "venv-run", {"venv-new", "venv-run"}),  # a rollout: the staged and the running release
+        (3, "venv-run", {"venv-new", "venv-run", "venv-c"}),  # and the newest other
+        (1, "venv-run", {"venv-new", "venv-run"}),  # the running one goes on the next run, never while it runs
+        (2, "venv-new", {"venv-new", "venv-c"}),  # a re-run: the current one and the newest other
+    ],
+)
+def test_staging_prunes_old_venvs_but_never_the_running_or_the_staged_one(run_playbook, tmp_path, keep, linked, kept):
+    root = tmp_path / "sglang"
+    for age, name in enumerate(["venv-c", "venv-b", "venv-a", "venv-run"]):  # newest first, the running one oldest
+        (root / name).mkdir(parents=True)
+        os.utime(root / name, (1_000_000 - age * 1000, 1_000_000 - age * 1000))
+    (root / "venv-new").mkdir()
+    (root / "venv").symlink_to(root / linked)
+    spec = {"venv": {"root": str(root), "dir": str(root / "venv-new"), "current_link": str(root / "venv")}}
+    variables = {"__sglang_venv_spec": spec, "sglang_venv_keep_releases": keep}
+    done = run_playbook(
+        PRUNE.format(tasks=REPO / "roles" / "sglang_venv" / "tasks" / "prune.yml"), "-e", json.dumps(variables)
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert {p.name for p in root.glob("venv-*")} == kept
