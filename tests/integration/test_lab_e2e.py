@@ -9,7 +9,10 @@ run in file order and each starts from the state the previous one left:
    and `--check` change nothing;
 3. `status` reports each worker's engine and router membership, and the router;
 4. `rollout` 0.5.23 -> 0.5.4.post1 while a load generator sends streaming and non-streaming chat
-   completions through the router with the API key: every worker moves, no request fails;
+   completions through the router with the API key: every worker moves, no request fails; each worker's
+   new venv was installed before it left the router, and its drained window installed nothing;
+   a rollout to a release the lab's package index lacks fails the canary while staging: it never left the
+   router nor restarted, keeps serving, and the rollout stops;
 5. a rollout back to 0.5.23 whose new release crashes (lab fault injection): the canary is rolled back,
    the rollout stops, the other worker is untouched, no request fails;
 6. a worker killed (docker kill) while a rollout works on it, still in the routers: the rollout reports it,
@@ -28,6 +31,7 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from labs import running_lab
@@ -42,6 +46,7 @@ WORKERS = [f"{LAB}-lab-1", f"{LAB}-lab-2"]
 ROUTER = f"{LAB}-lab-router-1"
 MODEL = "local-org/tiny-minimax-m2"
 OLD, NEW = "0.5.23", "0.5.4.post1"
+MISSING = "0.5.9"  # a release the catalog allows but the lab's wheel directory does not have
 ORDER = ["--canary", "1", "--batch", "1"]
 # The gateway checks its workers every 2 s and drops one after 2 failed checks (measured): requests it sent
 # to a killed worker before that fail, none after.
@@ -101,6 +106,25 @@ def _routed(fleet, healthy: bool = False) -> list[str]:
     with urllib.request.urlopen(request, timeout=10) as response:
         urls = [w["url"] for w in json.load(response)["workers"] if w["is_healthy"] or not healthy]
     return sorted(w for w in WORKERS if any(f"://{w}:" in url for url in urls))
+
+
+def _task_order(result: dict, host: str) -> list[str]:
+    """The names of the tasks that ran (ok or failed) on ``host``, in order, from the run's job events."""
+    events = []
+    for path in Path(result["artifact_dir"], "job_events").glob("*.json"):
+        event = json.loads(path.read_text())
+        data = event.get("event_data") or {}
+        if event.get("event") in ("runner_on_ok", "runner_on_failed") and data.get("host") == host:
+            events.append((event["counter"], data.get("task", "")))
+    return [task for _, task in sorted(events)]
+
+
+_INSTALL = ("SGLang | Create the release venv at the pinned Python", "SGLang | Install the pinned SGLang release")
+_LEAVE = ("Router | Remove the worker from the router", "Release | Wait until the engine has no request in flight")
+
+
+def _started_at(unit_host: str) -> str:
+    return _on(unit_host, "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "sglang").stdout.strip()
 
 
 def _load(fleet) -> Load:
@@ -193,6 +217,43 @@ def test_rollout_under_load_moves_every_worker_without_a_failed_request(fleet, c
     assert summary["requests"] >= 50 and summary["streamed"] >= 20, summary
     assert _versions() == {w: NEW for w in WORKERS}
     assert _routed(fleet) == WORKERS
+    # Stage, then switch: the new venv was installed while the worker still served; out of rotation (from
+    # leaving the router to its report) only the switch ran: restart and health, no install.
+    for worker in WORKERS:
+        order = _task_order(result, worker)
+        installed = order.index("SGLang | Install the pinned SGLang release")
+        left = min(order.index(name) for name in _LEAVE if name in order)
+        done = order.index("Release | Report the switched host")
+        assert installed < left < done, order
+        window = order[left:done]
+        assert not set(_INSTALL) & set(window), window
+        assert "Wait for SGLang to answer /health" in window, window
+
+
+def test_release_that_cannot_be_staged_fails_the_canary_undrained(fleet, capsys):
+    canary, other = WORKERS
+    started = {w: _started_at(w) for w in WORKERS}
+    with _load(fleet) as load:
+        code, result, _ = _cli_json(capsys, "rollout", "--engine-version", MISSING, *ORDER)
+    summary = load.summary()
+    assert code == 1
+    outcome = result["rollout"][canary]
+    assert outcome["action"] == "failed", outcome
+    assert outcome["msg"].startswith(
+        f"{canary}: rollout to sglang {MISSING} could not be staged, at 'SGLang | Report the failed install': "
+        f"Installing sglang=={MISSING} into /opt/fleetserve/sglang/venv-{MISSING} failed (removed again; "
+    ), outcome
+    assert "preflight_engine_version" in outcome["msg"], outcome
+    assert outcome["msg"].endswith(f"The host was NOT drained and keeps serving sglang {NEW}; nothing was switched.")
+    assert result["rollout"][other]["action"] == "untouched", result["rollout"][other]
+    # The canary never left the router, nor restarted; the half-made venv is gone.
+    order = _task_order(result, canary)
+    assert not set(_LEAVE) & set(order), order
+    assert {w: _started_at(w) for w in WORKERS} == started
+    assert _on(canary, "test", "-e", f"/opt/fleetserve/sglang/venv-{MISSING}").returncode == 1
+    assert summary["failed"] == 0, summary
+    assert _versions() == {w: NEW for w in WORKERS}
+    assert _routed(fleet, healthy=True) == WORKERS
 
 
 def test_release_failing_verification_is_rolled_back_and_stops_the_rollout(fleet, capsys):

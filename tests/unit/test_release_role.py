@@ -165,3 +165,68 @@ def test_the_records_directory_is_named_once():
         if path.name != "inputs.yml":  # which refuses it, naming fleetserve_release_dir
             assert "rollout_state_dir" not in code, f"{path.relative_to(ROOT)} reads the removed rollout_state_dir"
     assert "fleetserve.minimax.release_dir" in _code(ROLE / "vars" / "main.yml")
+
+
+# Stage, then switch (issue 18): what each engine role's entry points reach, and where the rollout calls them.
+ENGINE_ROLES = {"sglang_venv": "SGLang", "vllm_docker": "VLLM"}
+# Task files that touch what the running engine uses (link, unit, configuration, service) or download.
+TOUCHES_RUNNING = {"releases.yml", "configure.yml", "service.yml", "activate.yml", "source.yml"}
+DOWNLOADS = {"install.yml"}
+
+
+def role_reachable(role: str, entry: str) -> set[str]:
+    """The task files of roles/<role> that tasks/<entry>.yml includes or imports, transitively."""
+    tasks = ROOT / "roles" / role / "tasks"
+    seen: set[str] = set()
+    todo = [f"{entry}.yml"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in _walk(yaml.safe_load((tasks / name).read_text())):
+            for key, value in node.items():
+                if str(key).rsplit(".", 1)[-1] in _INCLUDES:
+                    todo.append(value if isinstance(value, str) else value["file"])
+    return seen
+
+
+@pytest.mark.parametrize("role", sorted(ENGINE_ROLES))
+def test_engine_roles_stage_beside_the_running_release_and_switch_without_downloading(role):
+    specs = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    assert {"main", "stage", "switch"} <= set(specs)
+    assert specs["stage"]["options"] == specs["main"]["options"] == specs["switch"]["options"]
+    stage, switch, main = (role_reachable(role, e) for e in ("stage", "switch", "main"))
+    assert "install.yml" in stage and "preflight.yml" in stage
+    assert not stage & TOUCHES_RUNNING, f"stage reaches {sorted(stage & TOUCHES_RUNNING)}"
+    assert {"configure.yml", "service.yml"} <= switch and not switch & DOWNLOADS, sorted(switch)
+    assert stage | switch <= main | {"stage.yml", "switch.yml", "command.yml"}, "main stages and switches"
+    assert {"install.yml", "activate.yml"} <= main
+
+
+def _includes(path: Path) -> list[str]:
+    """The role task files and engine-role entry points a release task file includes, in order."""
+    found = []
+    for task in yaml.safe_load(path.read_text()):
+        for node in _walk(task):
+            for key, value in node.items():
+                short = str(key).rsplit(".", 1)[-1]
+                if short in _INCLUDES:
+                    found.append(value)
+                elif short == "include_role" and isinstance(value, dict):
+                    found.append(f"{value['name'].rsplit('.', 1)[-1]}:{value.get('tasks_from', 'main')}")
+    return found
+
+
+def test_the_rollout_stages_before_it_drains_and_switches_inside_the_window():
+    steps = _includes(ROLE / "tasks" / "switch.yml")
+    assert steps.index("stage.yml") < steps.index("drain.yml") < steps.index("engine.yml") < steps.index("join.yml")
+    assert steps.count("stage.yml") == 1
+    staged = _includes(ROLE / "tasks" / "stage.yml")
+    assert sorted(set(staged)) == ["sglang_venv:stage", "vllm_docker:stage"], staged
+    switched = _includes(ROLE / "tasks" / "engine.yml")
+    assert {"sglang_venv:switch", "vllm_docker:switch"} <= set(switched) and not {s for s in switched if ":stage" in s}
+    assert {"sglang_venv:main", "vllm_docker:main"}.isdisjoint(switched)
+    # The recovery of a failed switch stages the previous release again (a no-op when it is still there).
+    recover = _includes(ROLE / "tasks" / "recover.yml")
+    assert recover.index("drain.yml") < recover.index("stage.yml") < recover.index("engine.yml")
