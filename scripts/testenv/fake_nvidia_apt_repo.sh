@@ -4,20 +4,23 @@
 #   deb [trusted=yes] file:/srv/fake-nvidia-apt ./
 # The stand-ins hold no kernel modules and run no maintainer scripts. A few ship small stand-in
 # tools so roles can run their real commands: nvidia-ctk, nvidia-container-runtime,
-# nv-fabricmanager with its systemd unit, and nvidia-smi (the replay stub, tests/fixtures/bin).
+# nv-fabricmanager with its systemd unit, and nvidia-smi (the replay stub, tests/fixtures/bin); DCGM's
+# nv-hostengine and dcgm-exporter with their systemd units (tests/fixtures/dcgm-exporter).
 # usage: fake_nvidia_apt_repo.sh [OUTDIR]   (default: $FLEETSERVE_CACHE/fake-nvidia-apt)
 # Idempotent: rebuilt only when this script or the package list changes. Prints the repo path last.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 LIST="$HERE/../../tests/fixtures/apt-repo/packages.txt"
 OUT=${1:-${FLEETSERVE_CACHE:-$HOME/.cache/fleetserve}/fake-nvidia-apt}
-STAMP=$(cat "$0" "$LIST" "$HERE/../../tests/fixtures/bin/nvidia-smi" | sha256sum | cut -c1-16)
+DCGM_FIXTURES="$HERE/../../tests/fixtures/dcgm-exporter"
+STAMP=$(cat "$0" "$LIST" "$HERE/../../tests/fixtures/bin/nvidia-smi" "$DCGM_FIXTURES"/* | sha256sum | cut -c1-16)
 if [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$STAMP" ]; then echo "$OUT"; exit 0; fi
 rm -rf "$OUT"; mkdir -p "$OUT"
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 
 payload() {  # payload NAME VERSION ROOT: files a stand-in ships
   local name=$1 version=$2 root=$3 upstream=${2%-*}
+  upstream=${upstream#*:}
   mkdir -p "$root/usr/share/doc/$name"
   echo "fleetserve test stand-in for $name $version; not NVIDIA software" > "$root/usr/share/doc/$name/STANDIN"
   case $name in
@@ -60,6 +63,24 @@ CTK
       chmod 0755 "$root/usr/bin/nv-fabricmanager"
       printf '[Unit]\nDescription=stand-in NVIDIA fabric manager service\n\n[Service]\nExecStart=/usr/bin/nv-fabricmanager\n\n[Install]\nWantedBy=multi-user.target\n' \
         > "$root/lib/systemd/system/nvidia-fabricmanager.service" ;;
+    datacenter-gpu-manager-4-core)
+      # DCGM's host engine and its unit (as NVIDIA's package ships them), listening on 5555.
+      mkdir -p "$root/usr/bin" "$root/lib/systemd/system"
+      sed "s/@VERSION@/$upstream/" "$DCGM_FIXTURES/nv-hostengine" > "$root/usr/bin/nv-hostengine"
+      chmod 0755 "$root/usr/bin/nv-hostengine"
+      printf '[Unit]\nDescription=stand-in NVIDIA DCGM service\n\n[Service]\nExecStart=/usr/bin/nv-hostengine -n --service-account nvidia-dcgm\nRestart=on-abort\n\n[Install]\nWantedBy=multi-user.target\n' \
+        > "$root/lib/systemd/system/nvidia-dcgm.service" ;;
+    datacenter-gpu-manager-exporter)
+      # The exporter serving the recorded metrics, NVIDIA's unit (default counters on :9400, log file), and
+      # default counters: every family of the recording.
+      mkdir -p "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/dcgm-exporter" "$root/usr/share/fleetserve-standin"
+      sed "s/@RELEASE@/$upstream/" "$DCGM_FIXTURES/dcgm-exporter" > "$root/usr/bin/dcgm-exporter"
+      chmod 0755 "$root/usr/bin/dcgm-exporter"
+      cp "$DCGM_FIXTURES/metrics-h200-x4.txt" "$root/usr/share/fleetserve-standin/dcgm-exporter-metrics.txt"
+      paste -d, <(sed -n 's/^# TYPE \([^ ]*\) \(.*\)/\1, \2/p' "$DCGM_FIXTURES/metrics-h200-x4.txt") \
+        <(sed -n 's/^# HELP [^ ]* \(.*\)/ \1/p' "$DCGM_FIXTURES/metrics-h200-x4.txt") > "$root/etc/dcgm-exporter/default-counters.csv"
+      printf '[Unit]\nDescription=stand-in NVIDIA DCGM-exporter service\nWants=nvidia-dcgm.service\nAfter=nvidia-dcgm.service\n\n[Service]\nUser=root\nPrivateTmp=false\nStandardOutput=append:/var/dcgm-exporter.log\nStandardError=append:/var/dcgm-exporter.log\nExecStart=/usr/bin/dcgm-exporter -f /etc/dcgm-exporter/default-counters.csv\nRestart=on-abort\n\n[Install]\nWantedBy=multi-user.target\n' \
+        > "$root/lib/systemd/system/nvidia-dcgm-exporter.service" ;;
   esac
 }
 
@@ -72,7 +93,8 @@ grep -v -e '^#' -e '^$' "$LIST" | while IFS='|' read -r name version depends; do
     [ -n "$depends" ] && echo "Depends: $depends"
     echo "Description: fleetserve test stand-in for NVIDIA's $name"
   } > "$root/DEBIAN/control"
-  dpkg-deb --root-owner-group -Zgzip --build "$root" "$OUT/${name}_${version}_all.deb" >/dev/null
+  # Debian file names leave out the epoch (DCGM's versions carry one: 1:4.6.0-1).
+  dpkg-deb --root-owner-group -Zgzip --build "$root" "$OUT/${name}_${version#*:}_all.deb" >/dev/null
 done
 
 # Flat repository index, written here so the build needs only dpkg-deb (no dpkg-dev / apt-utils).
