@@ -228,7 +228,9 @@ def up(
             f"--routers must be 0 or 1, got {routers}", "pass --routers 1 for a router in front of the workers"
         )
     if not 0 <= vllm <= count:
-        raise UserError(f"--vllm must be between 0 and --hosts ({count}), got {vllm}", "pass --vllm N with N <= --hosts")
+        raise UserError(
+            f"--vllm must be between 0 and --hosts ({count}), got {vllm}", "pass --vllm N with N <= --hosts"
+        )
     if vllm and bare:
         raise UserError("--vllm and --bare cannot be combined", "start vLLM hosts with a driver: drop --bare")
     require_docker()

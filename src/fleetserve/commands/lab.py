@@ -52,7 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     hosts = lab.up(
-        args.hosts, image=args.image, build=not args.no_build, gpus=args.gpus, routers=args.routers, bare=args.bare, vllm=args.vllm
+        args.hosts,
+        image=args.image,
+        build=not args.no_build,
+        gpus=args.gpus,
+        routers=args.routers,
+        bare=args.bare,
+        vllm=args.vllm,
     )
     hub = lab.status()["hub"] or {}
     print(f"lab up: {', '.join(hosts)}; hub {hub.get('url')}; inventory {paths.lab_inventory()}")
