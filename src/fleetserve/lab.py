@@ -13,6 +13,14 @@ brings what a real fleet gets from outside:
   built as `sglang==<version>` for each version a rollout can move between, plus the downloader's
   pinned wheels, so uv and pip install from it with `--no-index` as from a private index.
 Workers and routers are labelled containers on one network, so they resolve each other by name.
+
+vLLM hosts (`lab up --vllm N`: the last N workers) run vLLM in Docker as a real fleet does: each boots the
+lab image plus docker.io (scripts/lab/build-vllm-host-image.sh) with its own nested dockerd, into which
+`lab up` loads the stand-ins for vllm/vllm-openai (engine-sim behind vLLM's entrypoints,
+scripts/lab/vllm-images.sh): the release site.yml deploys, a rebuild of it under another tag (an image
+rollout) and an image whose engine crashes at start (a rollout that must roll back). They sit in group
+lab_vllm (inventories/lab/group_vars/lab_vllm: engine vllm, no registry pulls, no GPUs for Docker) and
+serve behind the same router as the SGLang hosts.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -44,6 +53,11 @@ MODEL_SHARDS = 3
 ENGINE_VERSIONS = ("0.5.23", "0.5.4.post1")
 WHEELS_IN_HOST = "/opt/fleetserve-lab/wheels"
 ORIGIN_PORTS = range(18300, 18400)
+# vLLM hosts: their image, their label, and the repository of the stand-in vLLM images (tags
+# v<version>, v<version>-r2 and v<version>-crash: scripts/lab/vllm-images.sh).
+VLLM_HOST_IMAGE = "fleetserve/lab-systemd-docker:bookworm"
+ENGINE_LABEL = "io.fleetserve.lab.engine"
+VLLM_REPOSITORY = "fleetserve/lab-vllm-sim"
 
 
 def lab_name() -> str:
@@ -195,19 +209,33 @@ def _install_bare_host(name: str, recording: str) -> None:
 
 
 def up(
-    count: int, image: str = IMAGE, build: bool = True, gpus: str = DEFAULT_GPUS, routers: int = 0, bare: bool = False
+    count: int,
+    image: str = IMAGE,
+    build: bool = True,
+    gpus: str = DEFAULT_GPUS,
+    routers: int = 0,
+    bare: bool = False,
+    vllm: int = 0,
 ) -> list[str]:
     """Start workers 1..count and routers 1..routers (keeping running ones), the hub and the wheels;
     remove hosts beyond those; write the inventory. Returns every host name. ``bare``: workers without a
-    driver (see _bare_mounts); a running worker of the other kind is replaced."""
+    driver (see _bare_mounts); ``vllm``: the last N workers are vLLM hosts (see the module's docstring);
+    a running worker of another kind is replaced."""
     if count < 1:
         raise UserError(f"--hosts must be at least 1, got {count}", "pass --hosts N with N >= 1")
     if routers not in (0, 1):
         raise UserError(
             f"--routers must be 0 or 1, got {routers}", "pass --routers 1 for a router in front of the workers"
         )
+    if not 0 <= vllm <= count:
+        raise UserError(
+            f"--vllm must be between 0 and --hosts ({count}), got {vllm}", "pass --vllm N with N <= --hosts"
+        )
+    if vllm and bare:
+        raise UserError("--vllm and --bare cannot be combined", "start vLLM hosts with a driver: drop --bare")
     require_docker()
     ensure_image(image, build=build)
+    vllm_image = _ensure_vllm_host_image(image) if vllm else ""
     gateway = _ensure_network()
     wheels = _ensure_wheels(with_router=routers > 0)
     origin = _ensure_origin(gateway)
@@ -218,11 +246,15 @@ def up(
         if name not in wanted:
             _docker("rm", "-f", "-v", name)
     bare_mounts = _bare_mounts(gpus) if bare else []
+    vllm_workers = workers[count - vllm :]
+    vllm_mounts = _vllm_mounts() if vllm else []
     for name, role in wanted.items():
         want_bare = "1" if bare and role == "worker" else ""
-        state = _docker("inspect", "-f", f'{{{{.State.Running}}}} {{{{index .Config.Labels "{BARE_LABEL}"}}}}', name, check=False)
-        running, _, was_bare = state.stdout.strip().partition(" ")
-        if state.returncode == 0 and running == "true" and was_bare == want_bare:
+        want_engine = "vllm" if name in vllm_workers else ""
+        labels = f'{{{{index .Config.Labels "{BARE_LABEL}"}}}}/{{{{index .Config.Labels "{ENGINE_LABEL}"}}}}'
+        state = _docker("inspect", "-f", f"{{{{.State.Running}}}} {labels}", name, check=False)
+        running, _, kind = state.stdout.strip().partition(" ")
+        if state.returncode == 0 and running == "true" and kind == f"{want_bare}/{want_engine}":
             continue
         if state.returncode == 0:
             _docker("rm", "-f", "-v", name)
@@ -241,11 +273,14 @@ def up(
             f"{ROLE_LABEL}={role}",
             "--label",
             f"{BARE_LABEL}={want_bare}",
+            "--label",
+            f"{ENGINE_LABEL}={want_engine}",
             "-v",
             f"{wheels}:{WHEELS_IN_HOST}:ro",
             *(bare_mounts if want_bare else []),
+            *(vllm_mounts if want_engine else []),
             *SYSTEMD_RUN_ARGS,
-            image,
+            vllm_image if want_engine else image,
         )
     for name in wanted:
         _wait_for_systemd(name)
@@ -254,8 +289,96 @@ def up(
             _install_bare_host(name, gpus)
         else:
             _install_replayed_gpus(name, gpus)
-    write_inventory(workers, router_hosts, hub_url=origin["url"], api_key=api_key())
+    if vllm_workers:
+        _install_vllm_hosts(vllm_workers)
+    write_inventory(workers, router_hosts, hub_url=origin["url"], api_key=api_key(), vllm=vllm_workers)
     return list(wanted)
+
+
+def vllm_version() -> str:
+    """The vLLM release site.yml deploys for the lab model: the catalog's default (the images' version)."""
+    catalog = yaml.safe_load((paths.collection_root() / "roles" / "preflight" / "vars" / "models.yml").read_text())
+    models = catalog["__preflight_catalog"]
+    entry = models["fleetserve-lab-tiny-m2"]
+    while "vllm" not in entry.get("engines", {}):
+        entry = models[entry["inherits"]]
+    return str(entry["engines"]["vllm"]["default"])
+
+
+def vllm_images() -> dict[str, str]:
+    """The stand-in vLLM images every vLLM host holds: {"current", "rebuilt", "crashing"} -> image ref."""
+    base = f"{VLLM_REPOSITORY}:v{vllm_version()}"
+    return {"current": base, "rebuilt": f"{base}-r2", "crashing": f"{base}-crash"}
+
+
+def _ensure_vllm_host_image(base: str) -> str:
+    script = paths.collection_root() / "scripts" / "lab" / "build-vllm-host-image.sh"
+    return _run(["bash", str(script), base, VLLM_HOST_IMAGE], "building the vLLM host image").strip().splitlines()[-1]
+
+
+def _vllm_mounts() -> list[str]:
+    """/var/lib/docker as an anonymous volume (the nested dockerd gets overlay2, `rm -v` removes it) and
+    the stand-in NVIDIA packages (the container toolkit site.yml installs for Docker's GPU runtime)."""
+    script = paths.collection_root() / "scripts" / "testenv" / "fake_nvidia_apt_repo.sh"
+    repo = _run(["bash", str(script), str(state_dir() / "apt")], "building the stand-in NVIDIA package repository")
+    return ["-v", "/var/lib/docker", "-v", f"{repo.strip().splitlines()[-1]}:{APT_REPO_IN_HOST}:ro"]
+
+
+def _vllm_images_tar() -> Path:
+    """The stand-in images, built on the controller and saved once into one tarball (shared layers once);
+    saved again when an image changed."""
+    script = paths.collection_root() / "scripts" / "lab" / "vllm-images.sh"
+    refs = _run(["bash", str(script), vllm_version(), VLLM_REPOSITORY], "building the stand-in vLLM images").split()
+    ids = _docker("image", "inspect", "-f", "{{.Id}}", *refs).stdout.split()
+    tar, stamp = state_dir() / "vllm-images.tar", state_dir() / "vllm-images.ids"
+    if not tar.exists() or not stamp.exists() or stamp.read_text() != " ".join(refs + ids):
+        _docker("image", "save", "-o", str(tar), *refs, timeout=300)
+        stamp.write_text(" ".join(refs + ids))
+    return tar
+
+
+def _install_vllm_hosts(hosts: list[str]) -> None:
+    """Each vLLM host: the stand-in NVIDIA packages' apt source, then its dockerd up and the images loaded
+    (skipped where they are)."""
+    tar = _vllm_images_tar()
+    wanted = list(vllm_images().values())
+
+    def install(name: str) -> None:
+        _docker(
+            "exec",
+            name,
+            "sh",
+            "-c",
+            f"echo 'deb [trusted=yes] file:{APT_REPO_IN_HOST} ./' > /etc/apt/sources.list.d/fleetserve-lab-nvidia.list",
+        )
+        deadline = time.monotonic() + 60
+        while _docker("exec", name, "docker", "version", check=False, timeout=30).returncode != 0:
+            if time.monotonic() > deadline:
+                raise UserError(
+                    f"the nested Docker engine of {name} did not start within 60s",
+                    f"read `docker exec {name} journalctl -u docker`; then `fleetserve lab down` and try again",
+                )
+            _docker("exec", name, "systemctl", "start", "docker.service", check=False, timeout=60)
+            time.sleep(0.5)
+        if _docker("exec", name, "docker", "image", "inspect", *wanted, check=False).returncode == 0:
+            return
+        with open(tar, "rb") as handle:
+            proc = subprocess.run(
+                ["docker", "exec", "-i", name, "docker", "load", "-q"],
+                stdin=handle,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+        if proc.returncode != 0:
+            raise UserError(
+                f"loading the vLLM images into {name} failed: {proc.stderr.strip()[-800:]}",
+                "`fleetserve lab down`, then `lab up` again",
+            )
+
+    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        list(pool.map(install, hosts))
 
 
 def down() -> list[str]:
@@ -278,10 +401,15 @@ def status() -> dict:
         "lab": lab_name(),
         "workers": existing_hosts("worker"),
         "routers": existing_hosts("router"),
+        "vllm": [h for h in existing_hosts("worker") if _engine_label(h) == "vllm"],
         "network": network_name(),
         "hub": {"url": origin.get("url"), "running": alive} if origin else None,
         "inventory": str(paths.lab_inventory()) if paths.lab_inventory().exists() else None,
     }
+
+
+def _engine_label(name: str) -> str:
+    return _docker("inspect", "-f", f'{{{{index .Config.Labels "{ENGINE_LABEL}"}}}}', name, check=False).stdout.strip()
 
 
 def api_key() -> str:
@@ -480,9 +608,14 @@ def _wait_for_systemd(name: str, timeout: float = 60.0) -> None:
     )
 
 
-def write_inventory(workers: list[str], routers: list[str], *, hub_url: str, api_key: str) -> Path:
-    """Groups: lab_workers (engines) and routers, both under lab. The file holds the lab's API key,
-    so it is 0600 (and git-ignored)."""
+def write_inventory(
+    workers: list[str], routers: list[str], *, hub_url: str, api_key: str, vllm: list[str] | None = None
+) -> Path:
+    """Groups: lab_workers (engines; its vLLM hosts also in its child group lab_vllm) and routers, both
+    under lab. The file holds the lab's API key, so it is 0600 (and git-ignored)."""
+    workers_group: dict = {"hosts": {h: None for h in workers}}
+    if vllm:
+        workers_group["children"] = {"lab_vllm": {"hosts": {h: None for h in vllm}}}
     inventory = {
         "all": {
             "vars": {
@@ -493,7 +626,7 @@ def write_inventory(workers: list[str], routers: list[str], *, hub_url: str, api
             "children": {
                 "lab": {
                     "children": {
-                        "lab_workers": {"hosts": {h: None for h in workers}},
+                        "lab_workers": workers_group,
                         "routers": {"hosts": {h: None for h in routers}},
                     }
                 }

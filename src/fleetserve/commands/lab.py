@@ -34,6 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="workers as GPU hosts arrive: no driver or nvidia-smi, the recorded PCI list, the stand-in driver "
         "packages in the lab's apt repository (site.yml installs them)",
     )
+    up.add_argument(
+        "--vllm",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the last N workers are vLLM hosts: vLLM in Docker (a nested dockerd holding the stand-in vLLM "
+        "images), group lab_vllm (default: 0)",
+    )
     up.set_defaults(func=_up)
     down = lab_sub.add_parser("down", help="remove every lab host, the lab hub, network and inventory")
     down.set_defaults(func=_down)
@@ -44,7 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     hosts = lab.up(
-        args.hosts, image=args.image, build=not args.no_build, gpus=args.gpus, routers=args.routers, bare=args.bare
+        args.hosts,
+        image=args.image,
+        build=not args.no_build,
+        gpus=args.gpus,
+        routers=args.routers,
+        bare=args.bare,
+        vllm=args.vllm,
     )
     hub = lab.status()["hub"] or {}
     print(f"lab up: {', '.join(hosts)}; hub {hub.get('url')}; inventory {paths.lab_inventory()}")
@@ -70,6 +84,7 @@ def _status(args: argparse.Namespace) -> int:
     print(f"lab {state['lab']} (network {state['network']})")
     print(f"  workers: {', '.join(state['workers']) or '-'}")
     print(f"  routers: {', '.join(state['routers']) or '-'}")
+    print(f"  vLLM:    {', '.join(state['vllm']) or '-'}")
     print(f"  hub:     {hub.get('url') or '-'} ({'running' if hub.get('running') else 'not running'})")
     print(f"  inventory: {state['inventory'] or '-'}")
     return 0

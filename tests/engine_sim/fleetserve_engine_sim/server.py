@@ -10,8 +10,14 @@ Shutdown mirrors them too: SIGTERM closes the listener, lets the requests in fli
 ``/metrics`` reports the requests in flight (``sglang:num_running_reqs``, ``vllm:num_requests_running``),
 which is what the rollout polls before it stops an engine.
 
-SGLang Model Gateway (smg) registers a worker by probing /health, then /server_info (falling back to
-/get_server_info) and /model_info (/get_model_info); both are answered in SGLang 0.5.23's shapes.
+SGLang Model Gateway (smg 1.13) registers a worker by probing /health, then tells the engines apart:
+- SGLang: /server_info (falling back to /get_server_info) and /model_info (/get_model_info), answered in
+  SGLang 0.5.23's shapes;
+- vLLM: /v1/models (the served name, root and max_model_len become the worker's labels) and /version
+  (runtime_type "vllm"); its load monitor then asks /loads and /v1/loads, which vLLM 0.26.0 does not
+  serve (404, FastAPI's body), and reads the vllm:* gauges of /metrics. Every vLLM answer has the
+  status, content type and keys of the recordings in tests/fixtures/real-vllm-0.26.0
+  (tests/engine_sim/test_sim_matches_real_vllm.py and test_gateway_probes.py check them).
 """
 
 from __future__ import annotations
@@ -164,6 +170,16 @@ class Sim:
                 "# HELP vllm:request_success_total Count of successfully processed requests.\n"
                 "# TYPE vllm:request_success_total counter\n"
                 f'vllm:request_success_total{{{labels},finished_reason="stop"}} {float(self.requests)}\n'
+                "# HELP vllm:prefix_cache_queries_total Prefix cache queries, in terms of number of queried tokens.\n"
+                "# TYPE vllm:prefix_cache_queries_total counter\n"
+                f"vllm:prefix_cache_queries_total{{{labels}}} {12.0 * self.requests}\n"
+                "# HELP vllm:prefix_cache_hits_total Prefix cache hits, in terms of number of cached tokens.\n"
+                "# TYPE vllm:prefix_cache_hits_total counter\n"
+                f"vllm:prefix_cache_hits_total{{{labels}}} 0.0\n"
+                "# HELP vllm:cache_config_info Information of the LLMCacheConfig\n"
+                "# TYPE vllm:cache_config_info gauge\n"
+                f'vllm:cache_config_info{{block_size="16",cache_dtype="auto",enable_prefix_caching="True",'
+                f'engine="0",num_gpu_blocks="{max(1, self.cfg.max_model_len // 16)}"}} 1.0\n'
             )
         return (
             "# HELP sglang:num_running_reqs The number of running requests.\n"
