@@ -193,15 +193,8 @@ def test_wheel_carries_the_pinned_version(tmp_path):
 
 def test_sglang_answers_the_gateway_probes(sim, tmp_path):
     _, base = sim(
-        "sglang",
-        "--model-path",
-        str(tmp_path),
-        "--served-model-name",
-        "M2",
-        "--api-key",
-        KEY,
-        FLEETSERVE_SIM_STARTUP_S="0",
-        FLEETSERVE_SIM_VERSION="0.5.23",
+        "sglang", "--model-path", str(tmp_path), "--served-model-name", "M2", "--api-key", KEY,
+        FLEETSERVE_SIM_STARTUP_S="0", FLEETSERVE_SIM_VERSION="0.5.23",
     )
     wait_status(base + "/health", 200)
     assert get(base + "/server_info")[0] == 401  # SGLang guards everything but /health, /metrics, /ready
@@ -220,12 +213,8 @@ def _running(base):
 
 def test_sigterm_finishes_requests_in_flight(sim, tmp_path):
     proc, base = sim(
-        "sglang",
-        "--model-path",
-        str(tmp_path),
-        "--enable-metrics",
-        FLEETSERVE_SIM_STARTUP_S="0",
-        FLEETSERVE_SIM_LATENCY_S="1.5",
+        "sglang", "--model-path", str(tmp_path), "--enable-metrics",
+        FLEETSERVE_SIM_STARTUP_S="0", FLEETSERVE_SIM_LATENCY_S="1.5",
     )
     wait_status(base + "/health", 200)
     results = []
@@ -247,12 +236,8 @@ def test_sigterm_finishes_requests_in_flight(sim, tmp_path):
 
 def test_grace_limit_cuts_off_a_stuck_request(sim, tmp_path):
     proc, base = sim(
-        "sglang",
-        "--model-path",
-        str(tmp_path),
-        FLEETSERVE_SIM_STARTUP_S="0",
-        FLEETSERVE_SIM_LATENCY_S="30",
-        FLEETSERVE_SIM_GRACE_S="0.5",
+        "sglang", "--model-path", str(tmp_path),
+        FLEETSERVE_SIM_STARTUP_S="0", FLEETSERVE_SIM_LATENCY_S="30", FLEETSERVE_SIM_GRACE_S="0.5",
     )
     wait_status(base + "/health", 200)
     chat = {"messages": [{"role": "user", "content": "hi"}]}
@@ -279,13 +264,9 @@ def test_grace_limit_cuts_off_a_stuck_request(sim, tmp_path):
 @pytest.mark.parametrize("version,fails", [("0.5.23", True), ("0.5.4.post1", False)])
 def test_failure_limited_to_one_release(sim, tmp_path, version, fails):
     proc, base = sim(
-        "sglang",
-        "--model-path",
-        str(tmp_path),
-        FLEETSERVE_SIM_STARTUP_S="0.2",
-        FLEETSERVE_SIM_FAILURE="crash",
-        FLEETSERVE_SIM_FAILURE_VERSION="0.5.23",
-        FLEETSERVE_SIM_VERSION=version,
+        "sglang", "--model-path", str(tmp_path),
+        FLEETSERVE_SIM_STARTUP_S="0.2", FLEETSERVE_SIM_FAILURE="crash",
+        FLEETSERVE_SIM_FAILURE_VERSION="0.5.23", FLEETSERVE_SIM_VERSION=version,
     )
     if fails:
         assert proc.wait(10) == 1
