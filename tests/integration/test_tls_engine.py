@@ -2,19 +2,21 @@
 
 The SGLang launch spec is rendered by the real action (fleetserve.minimax.launch_spec) with the opt-in
 fleetserve_tls_cert_file/key_file/ca_file; the engine simulator runs exactly the argv it renders (it reads
---ssl-certfile/--ssl-keyfile as the engines' uvicorn does) from the copies at the spec's paths (what the
-role's tasks/tls.yml writes); the verify role, given nothing but the fleet-wide TLS variables and the release
+--ssl-certfile/--ssl-keyfile as the engines' uvicorn does) from the copies at the spec's paths (copied there by
+the role's own tasks/tls.yml); the verify role, given nothing but the fleet-wide TLS variables and the release
 record, checks it over https trusting the CA bundle. A bundle of another CA is refused with tls_untrusted.
 """
 
 from __future__ import annotations
 
+import grp
 import http.client
 import json
 import os
-import shutil
+import pwd
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import time
@@ -52,12 +54,21 @@ RENDER = """
             cert_file: "{{{{ fleetserve_tls_cert_file }}}}"
             key_file: "{{{{ fleetserve_tls_key_file }}}}"
             ca_file: "{{{{ fleetserve_tls_ca_file }}}}"
-      register: launch
+      register: __sglang_venv_launch
     - name: Test | Keep the spec
       ansible.builtin.copy:
-        content: "{{{{ launch.spec | to_json }}}}"
+        content: "{{{{ __sglang_venv_launch.spec | to_json }}}}"
         dest: {out}
         mode: "0644"
+    - name: Test | Copy the certificate, key and CA bundle as the role does
+      ansible.builtin.include_role:
+        name: fleetserve.minimax.sglang_venv
+        tasks_from: tls.yml
+      vars:
+        sglang_venv_user: {user}
+        sglang_venv_group: {group}
+    - name: Test | Stop here, before the role's handlers would restart a unit this machine does not have
+      ansible.builtin.meta: end_play
 """
 
 VERIFY = """
@@ -140,22 +151,25 @@ def engine(pki, tmp_path, run_playbook):
         plan=json.dumps(plan),
         config_dir=json.dumps(str(tmp / "etc")),
         out=json.dumps(str(out)),
+        user=json.dumps(pwd.getpwuid(os.getuid()).pw_name),
+        group=json.dumps(grp.getgrgid(os.getgid()).gr_name),
     )
-    proc = run_playbook(play)
+    proc = run_playbook(play, "-v")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     spec = json.loads(out.read_text())
     tls = spec["tls"]
     assert tls["dir"] == str(tmp / "etc" / "tls") and spec["probe_url"] == f"https://127.0.0.1:{port}/health"
     assert spec["release"]["scheme"] == "https" and spec["release"]["tls_ca_file"] == tls["ca_file"]
-    # What tasks/tls.yml writes on the host: the operator's files at the spec's paths, the key 0600.
-    os.makedirs(tls["dir"])
+    # What the role's tasks/tls.yml wrote: the operator's files at the spec's paths, the key 0600.
+    assert stat.S_IMODE(os.stat(tls["dir"]).st_mode) == 0o750
     for src, dest, mode in (
         ("engine.pem", "cert_file", 0o644),
         ("engine.key", "key_file", 0o600),
         ("ca.pem", "ca_file", 0o644),
     ):
-        shutil.copyfile(pki[src], tls[dest])
-        os.chmod(tls[dest], mode)
+        assert Path(tls[dest]).read_bytes() == Path(pki[src]).read_bytes(), dest
+        assert stat.S_IMODE(os.stat(tls[dest]).st_mode) == mode, dest
+    assert "PRIVATE KEY" not in proc.stdout + proc.stderr
     sim = subprocess.Popen(
         [sys.executable, "-m", "fleetserve_engine_sim", "sglang", *spec["argv"], "--sim-startup-s", "0.2"],
         env={**os.environ, "PYTHONPATH": str(SIM)},
