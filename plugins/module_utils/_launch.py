@@ -77,6 +77,8 @@ _OWNED_FLAGS = {
     "--dist-init-addr": "preflight_node_address",
     "--api-key": "fleetserve_api_key",
     "--config": "fleetserve_api_key",
+    "--ssl-certfile": "fleetserve_tls_cert_file",
+    "--ssl-keyfile": "fleetserve_tls_key_file",
 }
 _OWNED_ENV = {"VLLM_USE_V1": "preflight_engine_version", "HF_HUB_OFFLINE": None}
 _SECRET_ENV = ("VLLM_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
@@ -195,10 +197,44 @@ def _env(plan: dict, extra_env: dict) -> dict:
     return env
 
 
-def _probe_url(plan: dict) -> str:
+def _probe_url(plan: dict, tls: dict | None = None) -> str:
     host = str(plan.get("host") or "0.0.0.0")
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    return f"http://{host}:{int(plan['port'])}/health"
+    return f"{'https' if tls else 'http'}://{host}:{int(plan['port'])}/health"
+
+
+# TLS (opt-in, fleetserve_tls_cert_file/fleetserve_tls_key_file): the first release of each engine whose own
+# parser accepts --ssl-certfile/--ssl-keyfile/--ssl-ca-certs. [wheel] vLLM 0.9.2 and 0.33.0 accept them;
+# SGLang 0.5.23 accepts them and 0.5.4.post1 rejects them (tests/contract/test_tls_cli.py feeds both).
+TLS_SINCE = {"vllm": "0.9.2", "sglang": "0.5.23"}
+
+
+def _tls(engine: str, role: str, version: str, config_dir: str, settings: dict) -> dict | None:
+    """Where the engine reads its certificate and key on the host, and the flags naming them; None without TLS.
+
+    The role copies the operator's files there (tasks/tls.yml); an engine release without the flags is refused."""
+    files = settings.get("tls") or {}
+    if not (files.get("cert_file") or files.get("key_file")):
+        return None
+    if not (files.get("cert_file") and files.get("key_file")):
+        missing = "fleetserve_tls_key_file" if files.get("cert_file") else "fleetserve_tls_cert_file"
+        raise LaunchError(
+            f"TLS needs both a certificate and its key: set {missing} too, or unset both fleetserve_tls_cert_file "
+            "and fleetserve_tls_key_file to serve plain HTTP."
+        )
+    if not _catalog.version_at_least(version, TLS_SINCE[engine]):
+        name = {"vllm": "vLLM", "sglang": "SGLang"}[engine]
+        raise LaunchError(
+            f"{name} {version} has no TLS flags (--ssl-certfile, --ssl-keyfile; first in {name} "
+            f"{TLS_SINCE[engine]}): set preflight_engine_version to {TLS_SINCE[engine]} or later, or unset "
+            "fleetserve_tls_cert_file and fleetserve_tls_key_file to serve plain HTTP."
+        )
+    directory = f"{config_dir}/tls"
+    tls = {"dir": directory, "cert_file": f"{directory}/cert.pem", "key_file": f"{directory}/key.pem"}
+    # fleetserve_tls_ca_file, when set, is copied beside them for verify on the host (verify_from: host).
+    tls["ca_file"] = f"{directory}/ca.pem" if files.get("ca_file") else None
+    tls["argv"] = ["--ssl-certfile", tls["cert_file"], "--ssl-keyfile", tls["key_file"]]
+    return tls
 
 
 def placement(engine: str, settings: dict) -> dict:
@@ -251,6 +287,8 @@ def _release(plan: dict, unit: dict, **where) -> dict:
         "image": None,
         "container": None,
         "source": None,
+        "scheme": "http",
+        "tls_ca_file": None,
     }
     release.update(where)
     release["plan"] = release_plan(plan)
@@ -310,7 +348,8 @@ def vllm_spec(plan: dict, settings: dict) -> dict:
         # The checkout comes first on the path, so the `vllm` console script (serve launcher) imports it too.
         env["PYTHONPATH"] = ":".join([directory] + ([extra_env["PYTHONPATH"]] if "PYTHONPATH" in extra_env else []))
 
-    argv = launcher_args + [str(a) for a in plan["engine_args"]] + extra_args
+    tls = _tls("vllm", "vllm_docker", version, where["config_dir"], settings)
+    argv = launcher_args + [str(a) for a in plan["engine_args"]] + extra_args + (tls["argv"] if tls else [])
     port = str(int(plan["port"]))
     run = ["--name", container, "--rm", "--pull=never", "--entrypoint", entrypoint, "--env-file", unit["env_file"]]
     run += [
@@ -326,6 +365,7 @@ def vllm_spec(plan: dict, settings: dict) -> dict:
     run += [f"--device={d}" for d in settings.get("cdi_devices") or []]
     run += ["--privileged"] if settings.get("privileged") else []
     run += ["--volume", f"{source['dir']}:{source['dir']}:ro", "--workdir", source["dir"]] if source else []
+    run += ["--volume", f"{tls['dir']}:{tls['dir']}:ro"] if tls else []
     run += [str(a) for a in settings.get("extra_run_args") or []]
     docker = settings.get("docker_bin") or "/usr/bin/docker"
     unit["description"] = (
@@ -344,9 +384,17 @@ def vllm_spec(plan: dict, settings: dict) -> dict:
         "container": container,
         "image": image,
         "source": source,
-        "probe_url": _probe_url(plan),
+        "probe_url": _probe_url(plan, tls),
+        "tls": tls,
         "release": _release(
-            plan, unit, image=image, container=container, source=source, config_dir=where["config_dir"]
+            plan,
+            unit,
+            image=image,
+            container=container,
+            source=source,
+            config_dir=where["config_dir"],
+            scheme="https" if tls else "http",
+            tls_ca_file=tls["ca_file"] if tls else None,
         ),
         "record_path": where["record_path"],
     }
@@ -370,6 +418,8 @@ def sglang_spec(plan: dict, settings: dict) -> dict:
     unit["description"] = f"SGLang {version} serving {plan['model']}"
     argv = [str(a) for a in plan["engine_args"]] + extra_args
     argv += ["--config", unit["secret_file"]] if settings.get("api_key") else []
+    tls = _tls("sglang", "sglang_venv", version, where["config_dir"], settings)
+    argv += tls["argv"] if tls else []
     return {
         "engine": "sglang",
         "version": version,
@@ -378,9 +428,17 @@ def sglang_spec(plan: dict, settings: dict) -> dict:
         "env": _env(plan, extra_env),
         "unit": unit,
         "config_dir": where["config_dir"],
-        "probe_url": _probe_url(plan),
+        "probe_url": _probe_url(plan, tls),
+        "tls": tls,
         "venv": {"root": root, "dir": venv, "python": f"{venv}/bin/python", "current_link": f"{root}/venv"},
-        "release": _release(plan, unit, venv=venv, config_dir=where["config_dir"]),
+        "release": _release(
+            plan,
+            unit,
+            venv=venv,
+            config_dir=where["config_dir"],
+            scheme="https" if tls else "http",
+            tls_ca_file=tls["ca_file"] if tls else None,
+        ),
         "record_path": where["record_path"],
     }
 

@@ -37,7 +37,9 @@ options:
     description:
       - The role's deployment settings, keyed without the role prefix.
       - Both engines read C(service_name), C(config_dir), C(extra_args), C(extra_env), C(start_timeout_s),
-        C(stop_timeout_s) and C(release_dir).
+        C(stop_timeout_s), C(release_dir) and C(tls) (C(cert_file), C(key_file) and optional C(ca_file), the
+        operator's files on the controller; both set - serve HTTPS with the copies the role makes under
+        C(config_dir)/tls; refused for an engine release without TLS flags).
       - vLLM reads C(launcher), C(image_repository), C(image_tag), C(image_digest), C(container_name), C(docker_bin),
         C(gpus), C(cdi_devices), C(network_host), C(ipc_host), C(shm_size), C(ulimits), C(privileged),
         C(extra_run_args), C(source_checkout), C(source_repo), C(source_ref) and C(source_dir).
@@ -115,8 +117,14 @@ spec:
       description: The directory of the env file (and the SGLang secret file).
       type: str
     probe_url:
-      description: The engine's health URL as the host reaches it.
+      description: The engine's health URL as the host reaches it (https with TLS).
       type: str
+    tls:
+      description:
+        - With C(tls) in O(settings) - C(dir), C(cert_file), C(key_file), C(ca_file) (where the role copies the
+          operator's certificate, key and CA bundle on the host; C(ca_file) null without one) and C(argv) (the flags
+          naming them); null without TLS.
+      type: dict
     venv:
       description: SGLang only - C(root), C(dir), C(python) and C(current_link) of the release venv.
       type: dict
@@ -126,7 +134,8 @@ spec:
           engine runs it; read by the rollout, rollback and status playbooks.
         - Keys C(schema), C(engine), C(version), C(model), C(revision), C(model_dir), C(served_model_name), C(host),
           C(port), C(service), C(unit), C(config_dir), C(venv), C(image) (C(repository), C(tag), C(digest), C(ref)), C(container),
-          C(source), C(plan), C(plan_digest).
+          C(source), C(scheme) (http or https), C(tls_ca_file) (the CA bundle's copy on the host, or null), C(plan),
+          C(plan_digest).
       type: dict
     record_path:
       description: Where the release record is written.

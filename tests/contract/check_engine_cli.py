@@ -100,6 +100,7 @@ def main():
             with contextlib.redirect_stderr(err):
                 out = check(case["argv"])
             result.update(ok=True, api_key=out[1], note=out[2] if len(out) > 2 else None)
+            result["tls"] = [getattr(out[0], "ssl_certfile", None), getattr(out[0], "ssl_keyfile", None)]
         except SystemExit as exc:
             result["ok"] = not exc.code
             result["error"] = err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else f"exit {exc.code}"

@@ -57,7 +57,7 @@ def test_a_wrong_type_is_refused_by_the_argument_spec(include):
 def test_a_wrong_choice_is_refused_by_the_argument_spec(include):
     task, msg = include("rollback", router_worker_scheme="ftp")
     assert "arg spec 'rollback'" in task, task
-    assert "router_worker_scheme" in msg and "http, https" in msg, msg
+    assert "router_worker_scheme" in msg and "auto, http, https" in msg, msg
 
 
 def test_the_plan_is_required_for_a_rollout(include):

@@ -37,6 +37,8 @@ class SimConfig:
     latency_s: float = 0.0
     grace_s: float = 30.0
     access_log: bool = False
+    ssl_certfile: str | None = None  # both engines' --ssl-certfile/--ssl-keyfile: serve HTTPS
+    ssl_keyfile: str | None = None
     argv: list = field(default_factory=list)
 
 
@@ -70,6 +72,8 @@ def _vllm(argv):
     p.add_argument("--reasoning-parser")
     p.add_argument("--enable-auto-tool-choice", action="store_true")
     p.add_argument("--max-model-len", type=int)
+    p.add_argument("--ssl-certfile")
+    p.add_argument("--ssl-keyfile")
     if argv[:1] == ["serve"]:
         argv = argv[1:]
         serve = True
@@ -91,6 +95,8 @@ def _vllm(argv):
         auto_tool_choice=ns.enable_auto_tool_choice,
         max_model_len=ns.max_model_len or 196608,
         enable_metrics=True,
+        ssl_certfile=ns.ssl_certfile,
+        ssl_keyfile=ns.ssl_keyfile,
     )
 
 
@@ -125,6 +131,8 @@ def _sglang(argv):
     p.add_argument("--enable-metrics", action="store_true")
     p.add_argument("--nnodes", type=int, default=1)
     p.add_argument("--node-rank", type=int, default=0)
+    p.add_argument("--ssl-certfile")
+    p.add_argument("--ssl-keyfile")
     ns, _ = p.parse_known_args(argv)
     return dict(
         model=ns.model_path,
@@ -139,6 +147,8 @@ def _sglang(argv):
         enable_metrics=ns.enable_metrics,
         nnodes=ns.nnodes,
         node_rank=ns.node_rank,
+        ssl_certfile=ns.ssl_certfile,
+        ssl_keyfile=ns.ssl_keyfile,
     )
 
 

@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import sys
 import time
 import uuid
@@ -387,9 +388,10 @@ async def _serve(cfg):
             await asyncio.sleep(cfg.startup_s)
         log("RuntimeError: simulated crash during start-up (FLEETSERVE_SIM_FAILURE=crash)")
         return 1
-    server = await asyncio.start_server(lambda r, w: _handle(sim, r, w), cfg.host, cfg.port)
+    server = await asyncio.start_server(lambda r, w: _handle(sim, r, w), cfg.host, cfg.port, ssl=_tls(cfg))
     sim.started = time.monotonic() if cfg.engine == "sglang" else sim.started - cfg.startup_s
-    log(f"{cfg.engine} {cfg.version} serving {cfg.served_model_name!r} on {cfg.host}:{cfg.port}")
+    tls = " over TLS" if cfg.ssl_certfile else ""
+    log(f"{cfg.engine} {cfg.version} serving {cfg.served_model_name!r} on {cfg.host}:{cfg.port}{tls}")
     async with server:
         if cfg.failure == "crash-after-ready":
             try:
@@ -401,6 +403,15 @@ async def _serve(cfg):
         await stop.wait()
         await _drain(sim, server)
     return 0
+
+
+def _tls(cfg):
+    """--ssl-certfile/--ssl-keyfile, as uvicorn reads them in both engines: HTTPS with that certificate."""
+    if not (cfg.ssl_certfile or cfg.ssl_keyfile):
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cfg.ssl_certfile, cfg.ssl_keyfile)
+    return context
 
 
 async def _drain(sim, server):

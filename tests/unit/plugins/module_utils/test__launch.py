@@ -142,3 +142,52 @@ def test_the_disk_still_needed_is_no_part_of_the_release(catalog):
     assert _launch.plan_digest(before) == _launch.plan_digest(after) == _launch.plan_digest(p)
     spec = _launch.launch_spec("sglang", before, {})
     assert "disk_needed_bytes" not in spec["release"]["plan"]
+
+
+TLS = {"cert_file": "/ctl/pki/engine.pem", "key_file": "/ctl/pki/engine.key", "ca_file": "/ctl/pki/ca.pem"}
+
+
+@pytest.mark.parametrize(
+    "engine,model,version",
+    [("sglang", "MiniMax-M2.5", "0.5.23"), ("vllm", "MiniMax-M1-40k", "0.9.2"), ("vllm", "MiniMax-M2.5", "0.33.0")],
+)
+def test_tls_serves_https_with_the_copies_under_the_config_dir(catalog, engine, model, version):
+    p = plan(catalog, model, engine=engine, engine_version=version, port=8443)
+    spec = _launch.launch_spec(engine, p, {"tls": TLS})
+    tls_dir = f"/etc/fleetserve/{engine}/tls"
+    flags = ["--ssl-certfile", f"{tls_dir}/cert.pem", "--ssl-keyfile", f"{tls_dir}/key.pem"]
+    assert spec["argv"][-4:] == flags and spec["exec"][-4:] == flags
+    assert spec["tls"]["ca_file"] == f"{tls_dir}/ca.pem"
+    assert spec["probe_url"] == "https://127.0.0.1:8443/health"
+    assert (spec["release"]["scheme"], spec["release"]["tls_ca_file"]) == ("https", f"{tls_dir}/ca.pem")
+    assert "/ctl/pki" not in json.dumps(spec)  # controller paths are the role's business, not the host's
+    if engine == "vllm":  # the engine in the container reads the host's copies, mounted read-only
+        assert ["--volume", f"{tls_dir}:{tls_dir}:ro"] == spec["exec"][
+            spec["exec"].index(f"{tls_dir}:{tls_dir}:ro") - 1 :
+        ][:2]
+
+
+def test_without_tls_nothing_changes_but_the_recorded_scheme(catalog):
+    p = plan(catalog, "MiniMax-M2.5")
+    spec = _launch.launch_spec("sglang", p, {"tls": {"cert_file": "", "key_file": "", "ca_file": ""}})
+    assert spec["argv"] == p["engine_args"] and spec["tls"] is None
+    assert (spec["release"]["scheme"], spec["release"]["tls_ca_file"]) == ("http", None)
+
+
+def test_tls_on_an_engine_release_without_tls_flags_is_refused(catalog):
+    p = plan(catalog, "MiniMax-M2", engine="sglang", engine_version="0.5.4.post1")
+    with pytest.raises(_launch.LaunchError) as err:
+        _launch.launch_spec("sglang", p, {"tls": TLS})
+    assert str(err.value) == (
+        "SGLang 0.5.4.post1 has no TLS flags (--ssl-certfile, --ssl-keyfile; first in SGLang 0.5.23): set "
+        "preflight_engine_version to 0.5.23 or later, or unset fleetserve_tls_cert_file and fleetserve_tls_key_file "
+        "to serve plain HTTP."
+    )
+
+
+def test_tls_needs_both_files_and_owns_its_flags(catalog):
+    p = plan(catalog, "MiniMax-M2.5")
+    with pytest.raises(_launch.LaunchError, match="set fleetserve_tls_key_file too"):
+        _launch.launch_spec("sglang", p, {"tls": {"cert_file": "/ctl/c.pem"}})
+    with pytest.raises(_launch.LaunchError, match="--ssl-keyfile.*set fleetserve_tls_key_file instead"):
+        _launch.launch_spec("sglang", p, {"extra_args": ["--ssl-keyfile", "/k.pem"]})
