@@ -42,7 +42,8 @@ def test_without_a_running_release_on_record_nothing_is_removed():
 
 
 def test_a_re_run_removes_nothing_more():
-    used, _ = wp.decide([A, B], current=C, previous=B, protect=[], keep_previous=1)
+    used, removed = wp.decide([A, B], current=C, previous=B, protect=[], keep_previous=1)
+    assert removed == [A]
     assert wp.decide(used, current=C, previous=B, protect=[], keep_previous=1) == ([B, C], [])
 
 
