@@ -25,6 +25,8 @@ Memory model, per GPU (bytes). Both engines size the KV pool as "budget minus wh
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _catalog, _plan_nodes
 
 MIB = 2**20
@@ -310,6 +312,27 @@ def choose_context(model: str, entry: dict, wished, capacity: int, mem: dict, tp
     return min(entry["default_context"], capacity)
 
 
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+
+
+def plan_revision(entry: dict, wish) -> str:
+    """The hub revision to serve: preflight_revision, else the catalog's (a branch, tag or commit)."""
+    revision = str(wish or entry["revision"])
+    if not _REVISION.match(revision) or ".." in revision or revision.endswith("/"):
+        raise PlanError(
+            f"preflight_revision {revision!r} is not a branch, tag or commit name: set it to a branch, tag or "
+            "commit of the model's repository on the hub, e.g. main or a 40-hex commit"
+        )
+    return revision
+
+
+def model_dir(models_dir, model: str, revision: str) -> str:
+    """Where the weights live: one directory per model and revision, so a revision rollout fetches the new
+    weights beside the ones the running engine uses (the catalog's usual ``main`` keeps the plain name)."""
+    base = f"{(models_dir or '/srv/models').rstrip('/')}/{model}"
+    return base if revision == "main" else f"{base}--{revision.replace('/', '--')}"
+
+
 def build_plan(catalog: dict, model: str, gpu_facts: dict, host: dict, wishes: dict, nodes: dict | None = None) -> dict:
     """The preflight_plan fact (schema: docs/preflight.md), or PlanError naming the fix.
 
@@ -317,6 +340,7 @@ def build_plan(catalog: dict, model: str, gpu_facts: dict, host: dict, wishes: d
     also a ValueError); None for a single-node engine.
     """
     entry = _catalog.model_entry(catalog, model)
+    revision = plan_revision(entry, wishes.get("revision"))
     engine = wishes.get("engine") or entry["default_engine"]
     spec = _catalog.engine_spec(model, entry, engine)
     version = str(wishes.get("engine_version") or spec["default"])
@@ -364,11 +388,11 @@ def build_plan(catalog: dict, model: str, gpu_facts: dict, host: dict, wishes: d
     plan = {
         "model": model,
         "hf_repo": entry["hf_repo"],
-        "revision": entry["revision"],
+        "revision": revision,
         "engine": engine,
         "engine_version": version,
         "served_model_name": wishes.get("served_model_name") or entry["hf_repo"],
-        "model_dir": f"{(wishes.get('models_dir') or '/srv/models').rstrip('/')}/{model}",
+        "model_dir": model_dir(wishes.get("models_dir"), model, revision),
         "weights_bytes": entry["weights_bytes"],
         "gpu_count": len(gpu_facts["gpus"]),
         "gpu_name": gpu["name"],

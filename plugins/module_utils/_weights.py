@@ -193,8 +193,8 @@ def _describe_hub_error(kind, status, repo_id, revision, endpoint, detail):
         )
     if kind == "RevisionNotFoundError":
         return HubError(
-            "revision %r does not exist in %s: set weights_revision to a branch, tag or commit of that repository"
-            % (revision, repo_id),
+            "revision %r does not exist in %s: set preflight_revision (or weights_revision, which overrides it for "
+            "the weights role alone) to a branch, tag or commit of that repository" % (revision, repo_id),
             status=status,
         )
     if kind == "RepositoryNotFoundError":

@@ -79,6 +79,10 @@ revision:
   description: The commit the manifest describes.
   returned: always
   type: str
+repo_id:
+  description: The repository the manifest describes.
+  returned: always
+  type: str
 files:
   description: Number of files the manifest lists.
   returned: always
@@ -113,8 +117,8 @@ def main():
         manifest = p["manifest"] or w.manifest_from_marker(w.read_marker(p["path"]))
         report = w.verify_tree(p["path"], manifest, full=p["full"])
     except (ValueError, OSError) as exc:
-        module.fail_json(msg=str(exc), ok=False, problems=[], path=p["path"])
-    report.update(changed=False, revision=manifest["revision"], path=p["path"])
+        module.fail_json(msg=str(exc), ok=False, problems=[], path=p["path"], revision="", repo_id="")
+    report.update(changed=False, revision=manifest["revision"], repo_id=manifest["repo_id"], path=p["path"])
     if p["fail_on_problems"] and not report["ok"]:
         first = report["problems"][0]
         module.fail_json(

@@ -9,6 +9,7 @@ benchmark has a payload. No torch: numpy + safetensors only.
 
 usage:
   make_tiny_repos.py repo MIRRORS_DIR REPOS_PATH ORG/NAME [--shards N] [--shard-mb MB]
+  make_tiny_repos.py revision MIRRORS_DIR REPOS_PATH ORG/NAME BRANCH [--shards N] [--seed S]
   make_tiny_repos.py olah-config MIRRORS_DIR REPOS_PATH PORT [--host ADDR] > olah.toml
 
 ``repo`` prints the commit sha. Importable: the tests call make_repo(), publish(), olah_config().
@@ -101,6 +102,26 @@ def publish(mirrors_dir: Path, repos_path: Path, repo_id: str, **kwargs) -> str:
     return sha
 
 
+def publish_revision(mirrors_dir: Path, repos_path: Path, repo_id: str, branch: str, **kwargs) -> str:
+    """A second revision of ``repo_id``: branch ``branch`` off main with new weights (another seed), main
+    untouched, so a deploy of main fetches nothing new. Idempotent: an existing branch is kept. Returns its sha."""
+    d = mirrors_dir / "models" / repo_id
+    have = subprocess.run(
+        ["git", "-C", str(d), "rev-parse", "--verify", "-q", f"refs/heads/{branch}"], capture_output=True
+    )
+    if have.returncode == 0:
+        return have.stdout.decode().strip()
+    _git(d, "checkout", "-q", "-b", branch)
+    try:
+        make_repo(d, **kwargs)
+        _git(d, "add", "-A")
+        _git(d, "commit", "-q", "-m", f"fleetserve test repo, revision {branch}")
+        sha = _git(d, "rev-parse", "HEAD")
+    finally:
+        _git(d, "checkout", "-q", "-f", "main")
+    return sha
+
+
 def olah_config(mirrors_dir: Path, repos_path: Path, port: int, host: str = "127.0.0.1", netloc: str = "") -> str:
     """olah.toml for offline mode. ``host`` is where it listens; ``netloc`` (default host:port) is the address
     it hands to clients, another one when they reach it through a proxy."""
@@ -136,6 +157,13 @@ def main() -> None:
     r.add_argument("repo_id")
     r.add_argument("--shards", type=int, default=3)
     r.add_argument("--shard-mb", type=float, default=0.0)
+    v = sub.add_parser("revision")
+    v.add_argument("mirrors_dir", type=Path)
+    v.add_argument("repos_path", type=Path)
+    v.add_argument("repo_id")
+    v.add_argument("branch")
+    v.add_argument("--shards", type=int, default=3)
+    v.add_argument("--seed", type=int, default=1)
     c = sub.add_parser("olah-config")
     c.add_argument("mirrors_dir", type=Path)
     c.add_argument("repos_path", type=Path)
@@ -144,6 +172,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.cmd == "repo":
         print(publish(a.mirrors_dir, a.repos_path, a.repo_id, shards=a.shards, shard_mb=a.shard_mb))
+    elif a.cmd == "revision":
+        print(publish_revision(a.mirrors_dir, a.repos_path, a.repo_id, a.branch, shards=a.shards, seed=a.seed))
     else:
         print(olah_config(a.mirrors_dir, a.repos_path, a.port, a.host), end="")
 

@@ -49,6 +49,9 @@ ROLE_LABEL = "io.fleetserve.lab.role"
 # The catalog's lab model (roles/preflight/vars/models.yml, fleetserve-lab-tiny-m2) and its shape.
 MODEL_REPO = "local-org/tiny-minimax-m2"
 MODEL_SHARDS = 3
+# A second revision of it (a branch beside main, other weights): a model-revision rollout moves to it,
+#   fleetserve rollout -e preflight_revision=lab-v2
+MODEL_REVISION_2 = "lab-v2"
 # The default SGLang pin and the other allowed one: a rollout on the lab moves between them.
 ENGINE_VERSIONS = ("0.5.23", "0.5.4.post1")
 WHEELS_IN_HOST = "/opt/fleetserve-lab/wheels"
@@ -540,6 +543,10 @@ def _ensure_origin(gateway: str) -> dict:
             [python, str(maker), "repo", str(mirrors), str(cache), MODEL_REPO, "--shards", str(MODEL_SHARDS)],
             "publishing the lab model to the hub mirror",
         )
+    _run(
+        [python, str(maker), "revision", str(mirrors), str(cache), MODEL_REPO, MODEL_REVISION_2],
+        "publishing the lab model's second revision to the hub mirror",
+    )
     port = _free_port(gateway)
     config = base / "olah.toml"
     config.write_text(

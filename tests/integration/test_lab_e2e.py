@@ -307,11 +307,14 @@ def test_host_dying_mid_rollout_is_reported_and_the_rest_keep_serving(fleet, cap
     outcomes = result["rollout"]
     assert set(outcomes) == {victim}, outcomes
     # Over SSH a dead host is unreachable; through the lab's docker connection it is a failed module, whose
-    # message says why: the daemon's answer to the next `docker exec`, or the module killed under it.
+    # message says why: the daemon's answer to the next `docker exec`, or the module killed under it (with
+    # nothing on its stdout when the kill lands while the module runs, e.g. the weights play's facts).
     victim_outcome = outcomes[victim]
     assert victim_outcome["action"] in ("unreachable", "failed"), victim_outcome
     assert victim_outcome["action"] == "unreachable" or re.search(
-        r"[Cc]ontainer \w+ is not running|exit status 137: killed by signal 9", victim_outcome["msg"]
+        r"[Cc]ontainer \w+ is not running|exit status 137: killed by signal 9|"
+        r"Module result deserialization failed: No start of json char found",
+        victim_outcome["msg"],
     ), victim_outcome
 
     # What the gateway does (measured): requests it already sent to the killed worker fail, until its

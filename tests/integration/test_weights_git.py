@@ -97,7 +97,7 @@ def test_git_path_refetches_a_corrupted_shard(remote, tmp_path, run_playbook):
 def test_git_path_unknown_revision(remote, tmp_path, run_playbook):
     msg = failure_msg(run_playbook(play(tmp_path / "m", remote, revision="nope")))
     assert msg == (
-        "revision 'nope' does not exist in %s: set weights_revision to a branch, tag or commit of that "
-        "repository" % REPO
+        "revision 'nope' does not exist in %s: set preflight_revision (or weights_revision, which "
+        "overrides it for the weights role alone) to a branch, tag or commit of that repository" % REPO
     )
     assert not (tmp_path / "m").exists()

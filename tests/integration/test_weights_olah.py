@@ -268,8 +268,8 @@ def test_download_killed_half_way_then_rerun_is_byte_identical(olah, tmp_path, a
 def test_unknown_revision_is_a_clear_error(olah, tmp_path, run_playbook):
     proc = run_playbook(snapshot_play(tmp_path / "m", olah["url"], extra={"revision": "no-such-branch"}))
     assert failure_msg(proc) == (
-        "revision 'no-such-branch' does not exist in %s: set weights_revision to a branch, tag or commit of that "
-        "repository" % REPO
+        "revision 'no-such-branch' does not exist in %s: set preflight_revision (or weights_revision, which "
+        "overrides it for the weights role alone) to a branch, tag or commit of that repository" % REPO
     )
     assert not (tmp_path / "m").exists()
 

@@ -89,7 +89,8 @@ def finish(args: argparse.Namespace, result: runner.RunResult, extravars: dict, 
 def host_outcomes(result: runner.RunResult, hosts: list[str]) -> dict[str, dict]:
     """Each host's rollout_result. A host that failed or went unreachable before publishing one gets
     action "unreachable" or "failed" with its first failure; a targeted host the run never reached
-    (a later batch after the rollout stopped) is "untouched". Routers are not targeted."""
+    (a later batch after the rollout stopped, perhaps after the weights play ran on it) is "untouched". Routers
+    are not targeted."""
     facts = result.host_facts("rollout_result")
     outcomes: dict[str, dict] = {}
     for name in sorted(set(result.hosts) | set(facts) | set(hosts)):
@@ -99,7 +100,7 @@ def host_outcomes(result: runner.RunResult, hosts: list[str]) -> dict[str, dict]
         elif host is not None and (host.unreachable or host.failed):
             msg = host.failures[0]["msg"] if host.failures else ""
             outcomes[name] = {"host": name, "action": "unreachable" if host.unreachable else "failed", "msg": msg}
-        elif host is None:
+        elif host is None or name in hosts:  # a later batch never reached (it may have run the weights play)
             outcomes[name] = {"host": name, "action": "untouched", "msg": "not reached: the rollout stopped before"}
     return outcomes
 

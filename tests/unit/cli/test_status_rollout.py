@@ -285,10 +285,14 @@ def test_rollout_outcomes_name_unreachable_and_untouched_hosts():
     hosts = {
         "w1": runner.HostResult("w1", ok=9, changed=3),
         "w2": runner.HostResult("w2", unreachable=1, failures=[{"task": "Gathering Facts", "msg": "container gone"}]),
+        # ran the weights play (before any batch) but no batch reached it
+        "w4": runner.HostResult("w4", ok=5),
     }
     result = runner.RunResult("rollout.yml", "failed", 2, hosts, events, "/tmp/a", 3.0)
-    assert rollout.host_outcomes(result, ["w1", "w2", "w3"]) == {
+    untouched = {"action": "untouched", "msg": "not reached: the rollout stopped before"}
+    assert rollout.host_outcomes(result, ["w1", "w2", "w3", "w4"]) == {
         "w1": updated,
         "w2": {"host": "w2", "action": "unreachable", "msg": "container gone"},
-        "w3": {"host": "w3", "action": "untouched", "msg": "not reached: the rollout stopped before"},
+        "w3": {"host": "w3", **untouched},
+        "w4": {"host": "w4", **untouched},
     }

@@ -570,3 +570,28 @@ def without_endpoint(argv, host, port):
     """A plan's argv as recorded before --host/--port joined it (they close it now)."""
     assert argv[-4:] == ["--host", host, "--port", str(port)], argv
     return argv[:-4]
+
+
+# --- revisions (issue 18: model and revision rollouts) -----------------------------------------------
+
+
+def test_the_catalog_revision_keeps_the_plain_weights_directory(catalog):
+    p = plan(catalog, "MiniMax-M2.5", gpus(4), models_dir="/srv/models/")
+    assert (p["revision"], p["model_dir"]) == ("main", "/srv/models/MiniMax-M2.5")
+    assert "/srv/models/MiniMax-M2.5" in p["engine_args"]
+
+
+def test_another_revision_gets_its_own_weights_directory_beside_the_running_one(catalog):
+    p = plan(catalog, "MiniMax-M2.5", gpus(4), revision="refs/pr/7")
+    assert (p["revision"], p["model_dir"]) == ("refs/pr/7", "/srv/models/MiniMax-M2.5--refs--pr--7")
+    assert p["engine_args"][p["engine_args"].index("--model-path") + 1] == p["model_dir"]
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    assert plan(catalog, "MiniMax-M2.5", gpus(4), revision=commit)["model_dir"].endswith("--" + commit)
+
+
+@pytest.mark.parametrize("bad", ["../../etc", "-rf", "a b", "v1/", "x..y"])
+def test_a_revision_that_is_no_ref_name_is_refused_naming_preflight_revision(catalog, bad):
+    assert refusal(catalog, "MiniMax-M2.5", gpus(4), revision=bad) == (
+        f"preflight_revision {bad!r} is not a branch, tag or commit name: set it to a branch, tag or commit of the "
+        "model's repository on the hub, e.g. main or a 40-hex commit"
+    )

@@ -146,7 +146,8 @@ def test_missing_token_file_names_the_fix(tmp_path):
         (
             "RevisionNotFoundError",
             404,
-            "revision None does not exist in o/m: set weights_revision to a branch, tag or commit of that repository",
+            "revision None does not exist in o/m: set preflight_revision (or weights_revision, which overrides it "
+            "for the weights role alone) to a branch, tag or commit of that repository",
             False,
         ),
         (

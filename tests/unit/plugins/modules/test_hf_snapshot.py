@@ -199,7 +199,7 @@ class _Api:
 @pytest.mark.parametrize(
     "error, message",
     [
-        (_exc("RepositoryNotFoundError", 401), "revision 'v9' does not exist in org/model: set weights_revision"),
+        (_exc("RepositoryNotFoundError", 401), "revision 'v9' does not exist in org/model: set preflight_revision"),
         (_exc("GatedRepoError", 401), "access to org/model@v9 on http://h was refused (HTTP 401)"),
     ],
 )

@@ -46,7 +46,8 @@ def test_good_snapshot_with_given_manifest(snapshot, capsys):
 def test_manifest_comes_from_the_marker_when_not_given(snapshot, capsys):
     root, manifest = snapshot
     (root / w.MARKER).write_text(json.dumps(w.marker_content(manifest, [], [], "now")))
-    assert run_module(capsys, path=str(root))["ok"] is True
+    out = run_module(capsys, path=str(root))
+    assert (out["ok"], out["repo_id"], out["revision"]) == (True, "org/m", COMMIT)
 
 
 def test_without_marker_or_manifest_the_snapshot_is_incomplete(snapshot, capsys):
