@@ -13,6 +13,7 @@ pytestmark = pytest.mark.unit
 
 H200 = {"name": "NVIDIA H200", "memory_total_mib": 143771, "compute_capability": "9.0", "mig_mode": False}
 HOST = {"python_version": "3.11.2", "glibc_version": "2.36"}
+OPEN = {"allow_unauthenticated": True}  # keyless on 0.0.0.0, as fleetserve_allow_unauthenticated: true
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_vllm_spec_runs_the_plan_in_the_pinned_image(catalog):
     spec = _launch.launch_spec(
         "vllm",
         p,
-        {"image_digest": "sha256:" + "a" * 64, "gpus": "all", "ulimits": ["memlock=-1"], "network_host": False},
+        {"image_digest": "sha256:" + "a" * 64, "gpus": "all", "ulimits": ["memlock=-1"], "network_host": False, **OPEN},
     )
     image = spec["release"]["image"]
     assert image["ref"] == "vllm/vllm-openai:v0.9.2@sha256:" + "a" * 64
@@ -67,7 +68,7 @@ def test_vllm_spec_runs_the_plan_in_the_pinned_image(catalog):
 
 
 def test_the_serve_launcher(catalog):
-    spec = _launch.launch_spec("vllm", plan(catalog, "MiniMax-M2.5", engine="vllm"), {"launcher": "serve"})
+    spec = _launch.launch_spec("vllm", plan(catalog, "MiniMax-M2.5", engine="vllm"), {"launcher": "serve", **OPEN})
     assert spec["argv"][0] == "serve" and spec["exec"][spec["exec"].index("--entrypoint") + 1] == "vllm"
 
 
@@ -85,19 +86,19 @@ def test_the_serve_launcher(catalog):
 )
 def test_extra_flags_never_re_decide_the_plan(catalog, extra, wish):
     with pytest.raises(_launch.LaunchError, match="which the serving plan decides") as refused:
-        _launch.launch_spec("sglang", plan(catalog, "MiniMax-M2.5"), {"extra_args": extra})
+        _launch.launch_spec("sglang", plan(catalog, "MiniMax-M2.5"), {"extra_args": extra, **OPEN})
     assert wish in str(refused.value)
 
 
 def test_extra_flags_the_plan_leaves_open_pass(catalog):
-    spec = _launch.launch_spec("sglang", plan(catalog, "MiniMax-M2.5"), {"extra_args": ["--enable-metrics"]})
+    spec = _launch.launch_spec("sglang", plan(catalog, "MiniMax-M2.5"), {"extra_args": ["--enable-metrics"], **OPEN})
     assert spec["argv"][-1] == "--enable-metrics"
 
 
 @pytest.mark.parametrize("key", ["VLLM_USE_V1", "HF_HUB_OFFLINE", "SAFETENSORS_FAST_GPU", "VLLM_API_KEY", "HF_TOKEN"])
 def test_extra_env_never_re_decides_the_plan_nor_carries_a_secret(catalog, key):
     with pytest.raises(_launch.LaunchError, match=f"vllm_docker_extra_env sets {key}"):
-        _launch.launch_spec("vllm", plan(catalog, "MiniMax-M2.5", engine="vllm"), {"extra_env": {key: "x"}})
+        _launch.launch_spec("vllm", plan(catalog, "MiniMax-M2.5", engine="vllm"), {"extra_env": {key: "x"}, **OPEN})
 
 
 def test_a_plan_for_the_other_engine_is_refused(catalog):
@@ -116,7 +117,7 @@ def test_source_version_reads_release_tags_only(ref, version):
 def test_source_checkout_of_another_release_is_refused(catalog):
     with pytest.raises(_launch.LaunchError, match="The source checkout v0.9.2rc1 is vLLM 0.9.2rc1, but the image runs"):
         _launch.launch_spec(
-            "vllm", plan(catalog, "MiniMax-M1-40k"), {"source_checkout": True, "source_ref": "v0.9.2rc1"}
+            "vllm", plan(catalog, "MiniMax-M1-40k"), {"source_checkout": True, "source_ref": "v0.9.2rc1", **OPEN}
         )
 
 
@@ -140,5 +141,45 @@ def test_the_disk_still_needed_is_no_part_of_the_release(catalog):
     p = plan(catalog, "MiniMax-M2.5")
     before, after = dict(p, disk_needed_bytes=230_000_000_000), dict(p, disk_needed_bytes=0)
     assert _launch.plan_digest(before) == _launch.plan_digest(after) == _launch.plan_digest(p)
-    spec = _launch.launch_spec("sglang", before, {})
+    spec = _launch.launch_spec("sglang", before, OPEN)
     assert "disk_needed_bytes" not in spec["release"]["plan"]
+
+
+def test_the_vllm_key_reaches_the_container_through_a_mounted_file(catalog):
+    """Keyed: the host's 0600 key file is mounted read-only and a /bin/sh wrapper exports it; nothing in the docker
+    run line (what docker inspect shows) carries the key, and the engine argv stays the plan's."""
+    p = plan(catalog, "MiniMax-M1-40k")
+    spec = _launch.launch_spec("vllm", p, {"api_key": "True"})  # templated settings arrive as text
+    exe = spec["exec"]
+    ref = spec["release"]["image"]["ref"]
+    assert exe[exe.index("--entrypoint") + 1] == "/bin/sh"
+    assert f"/etc/fleetserve/vllm/vllm-api-key:{_launch.VLLM_KEY_MOUNT}:ro" in exe
+    after = exe[exe.index(ref) + 1 :]
+    assert after[:4] == ["-c", _launch.VLLM_KEY_WRAPPER[2], "fleetserve-vllm-key", "python3"]
+    assert after[4:] == spec["argv"] == ["-m", "vllm.entrypoints.openai.api_server"] + p["engine_args"]
+    assert spec["unit"]["secret_file"] == "/etc/fleetserve/vllm/vllm-api-key"
+    assert not any(k in spec["env"] for k in ("VLLM_API_KEY",))
+
+
+@pytest.mark.parametrize("engine, model", [("vllm", "MiniMax-M1-40k"), ("sglang", "MiniMax-M2.5")])
+def test_no_open_engine_on_a_public_address(catalog, engine, model):
+    """Keyless on 0.0.0.0 is refused naming both ways out; a key, loopback or the one opt-out variable each pass."""
+    public = plan(catalog, model, engine=engine)
+    role = {"vllm": "vllm_docker", "sglang": "sglang_venv"}[engine]
+    with pytest.raises(ValueError, match="would listen on 0.0.0.0 without an API key") as refused:
+        _launch.launch_spec(engine, public, {})
+    assert f"fleetserve_api_key, vaulted, or {role}_api_key_file" in str(refused.value)
+    assert "fleetserve_allow_unauthenticated: true" in str(refused.value)
+    with pytest.raises(ValueError, match="without an API key"):
+        _launch.launch_spec(engine, public, {"allow_unauthenticated": "False", "api_key": "false"})
+    assert _launch.launch_spec(engine, public, {"api_key": True})
+    assert _launch.launch_spec(engine, public, OPEN)
+    for loopback in ("127.0.0.1", "::1", "localhost"):
+        assert _launch.launch_spec(engine, plan(catalog, model, engine=engine, bind_address=loopback), {})
+
+
+def test_an_extra_env_value_cannot_add_a_line(catalog):
+    with pytest.raises(ValueError, match="vllm_docker_extra_env.X holds a control character"):
+        _launch.launch_spec(
+            "vllm", plan(catalog, "MiniMax-M2.5", engine="vllm"), {"extra_env": {"X": "1\nLD_PRELOAD=/x.so"}, **OPEN}
+        )
