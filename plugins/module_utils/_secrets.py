@@ -94,7 +94,8 @@ def yaml_config(mapping: dict, names: dict | None = None) -> str:
     reads back the same string whatever it looks like (true, 0x1f, ~, #...)."""
     import yaml  # only where a YAML file is written (the controller always has PyYAML: Ansible needs it)
 
-    checked = {k: check_secret((names or {}).get(k, k), v) for k, v in mapping.items()}
+    # str(): plain strings for the safe dumper (Ansible hands over tagged str subclasses)
+    checked = {str(k): str(check_secret((names or {}).get(k, k), v)) for k, v in mapping.items()}
     return yaml.safe_dump(checked, default_style='"', default_flow_style=False, sort_keys=True, width=1 << 20)
 
 

@@ -164,8 +164,15 @@ def main():
 
     started = time.monotonic()
     waiter = HealthWait(
-        params["service"], params["url"], params["timeout"], params["interval"], params["status_code"],
-        probe_status, show, time.monotonic, time.sleep,
+        params["service"],
+        params["url"],
+        params["timeout"],
+        params["interval"],
+        params["status_code"],
+        probe_status,
+        show,
+        time.monotonic,
+        time.sleep,
         describe=(lambda status: health_state(params["engine"], status)) if params["engine"] else None,
     )
     try:
