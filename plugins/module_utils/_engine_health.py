@@ -116,7 +116,8 @@ class HealthWait:
                 reason, what, why = failure
                 raise EngineNotReady(
                     reason,
-                    "%s %.0f s into the wait, before %s answered %s%s" % (what, elapsed, self.url, self.expect_status, why),
+                    "%s %.0f s into the wait, before %s answered %s%s"
+                    % (what, elapsed, self.url, self.expect_status, why),
                     state,
                 )
             if elapsed >= self.timeout:

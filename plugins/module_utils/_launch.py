@@ -26,7 +26,7 @@ import json
 import posixpath
 import re
 
-from ansible_collections.fleetserve.minimax.plugins.module_utils import _catalog
+from ansible_collections.fleetserve.minimax.plugins.module_utils import _catalog, _secrets
 
 RELEASE_DIR = "/var/lib/fleetserve/releases"  # current.json (the engine roles) and previous.json (the rollout)
 RECORD_SCHEMA = 1
@@ -82,6 +82,14 @@ _OWNED_FLAGS = {
 }
 _OWNED_ENV = {"VLLM_USE_V1": "preflight_engine_version", "HF_HUB_OFFLINE": None}
 _SECRET_ENV = ("VLLM_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+# The vLLM key never enters the container's configuration (docker inspect shows its environment): the host's
+# 0600 key file is mounted read-only, and a /bin/sh wrapper exports it as VLLM_API_KEY inside the container
+# just before it execs the engine. Both pinned releases read VLLM_API_KEY (`args.api_key or envs.VLLM_API_KEY`)
+# and, unlike an `api-key:` line in a --config file, vLLM 0.9.2 does not print it in its "non-default args" log.
+VLLM_KEY_MOUNT = "/run/fleetserve/vllm-api-key"
+VLLM_KEY_WRAPPER = ["/bin/sh", "-c", f'VLLM_API_KEY="$(cat {VLLM_KEY_MOUNT})" && export VLLM_API_KEY && exec "$@"']
+VLLM_KEY_WRAPPER_NAME = "fleetserve-vllm-key"  # $0 of the wrapper: shows up in its error messages
 
 # A release tag: v0.9.2, 0.9.2, v0.10.1.1, v0.9.2rc1, v0.9.2-fleet.1, v0.9.2+patched (the suffix names a
 # patched commit of that release) -> the version; anything else (branches, commits) has none.
@@ -254,6 +262,7 @@ def placement(engine: str, settings: dict) -> dict:
     }
     if engine == "vllm":
         where["container"] = settings.get("container_name") or service
+        where["unit"]["secret_file"] = f"{config_dir}/{service}-api-key"  # mounted read-only at VLLM_KEY_MOUNT
     else:
         # SGLang merges a YAML --config file into its arguments in-process: the key stays out of argv.
         where["unit"]["secret_file"] = f"{config_dir}/{service}-secrets.yaml"
@@ -296,6 +305,11 @@ def _release(plan: dict, unit: dict, **where) -> dict:
     return release
 
 
+def _flag(value) -> bool:
+    """A setting's truth value, whether it arrives as a bool or as templated text ('True', 'false')."""
+    return value.strip().lower() in ("1", "true", "yes", "on") if isinstance(value, str) else bool(value)
+
+
 def _checked_inputs(engine: str, role: str, plan: dict, settings: dict) -> tuple:
     """(version, extra_args, extra_env) once the plan is the engine's and the extras re-decide nothing."""
     _check_plan(engine, role, plan)
@@ -304,6 +318,15 @@ def _checked_inputs(engine: str, role: str, plan: dict, settings: dict) -> tuple
     extra_env = dict(settings.get("extra_env") or {})
     _check_extra_args(role, plan, extra_args)
     _check_extra_env(role, engine, version, plan.get("engine_env") or {}, extra_env)
+    for key, value in extra_env.items():  # a newline in a value would add a line to the env file
+        _secrets.check_line(f"{role}_extra_env.{key}", str(value))
+    _secrets.check_exposure(
+        {"vllm": "The vLLM engine", "sglang": "The SGLang engine"}[engine],
+        str(plan.get("host") or "0.0.0.0"),
+        _flag(settings.get("api_key")),
+        _flag(settings.get("allow_unauthenticated")),
+        f"fleetserve_api_key, vaulted, or {role}_api_key_file",
+    )
     return version, extra_args, extra_env
 
 
@@ -314,6 +337,7 @@ def vllm_spec(plan: dict, settings: dict) -> dict:
     if launcher not in VLLM_LAUNCHERS:
         raise LaunchError(f"vllm_docker_launcher '{launcher}' is not one of: {', '.join(sorted(VLLM_LAUNCHERS))}")
     entrypoint, launcher_args = VLLM_LAUNCHERS[launcher]
+    keyed = _flag(settings.get("api_key"))
     where = placement("vllm", settings)
     container, unit = where["container"], _unit(where, settings, plan)
     image = {
@@ -351,7 +375,10 @@ def vllm_spec(plan: dict, settings: dict) -> dict:
     tls = _tls("vllm", "vllm_docker", version, where["config_dir"], settings)
     argv = launcher_args + [str(a) for a in plan["engine_args"]] + extra_args + (tls["argv"] if tls else [])
     port = str(int(plan["port"]))
-    run = ["--name", container, "--rm", "--pull=never", "--entrypoint", entrypoint, "--env-file", unit["env_file"]]
+    wrapper = VLLM_KEY_WRAPPER[1:] + [VLLM_KEY_WRAPPER_NAME, entrypoint] if keyed else []
+    run = ["--name", container, "--rm", "--pull=never", "--entrypoint", VLLM_KEY_WRAPPER[0] if keyed else entrypoint]
+    run += ["--env-file", unit["env_file"]]
+    run += ["--volume", f"{unit['secret_file']}:{VLLM_KEY_MOUNT}:ro"] if keyed else []
     run += [
         "--volume",
         f"{plan['model_dir']}:{plan['model_dir']}:ro",
@@ -376,7 +403,7 @@ def vllm_spec(plan: dict, settings: dict) -> dict:
     return {
         "engine": "vllm",
         "version": version,
-        "exec": [docker, "run"] + run + [image["ref"]] + argv,
+        "exec": [docker, "run"] + run + [image["ref"]] + wrapper + argv,
         "argv": argv,
         "env": env,
         "unit": unit,
@@ -417,7 +444,7 @@ def sglang_spec(plan: dict, settings: dict) -> dict:
     venv = f"{root}/venv-{version}"
     unit["description"] = f"SGLang {version} serving {plan['model']}"
     argv = [str(a) for a in plan["engine_args"]] + extra_args
-    argv += ["--config", unit["secret_file"]] if settings.get("api_key") else []
+    argv += ["--config", unit["secret_file"]] if _flag(settings.get("api_key")) else []
     tls = _tls("sglang", "sglang_venv", version, where["config_dir"], settings)
     argv += tls["argv"] if tls else []
     return {

@@ -245,6 +245,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleetserve.minimax.plugins.module_utils import _secrets
 from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import bounds_error, ranges_of
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights as w
 from ansible_collections.fleetserve.minimax.plugins.module_utils._weights_fanout import ready_document
@@ -325,6 +326,9 @@ def run(module):
     w.validate_repo_id(p["repo_id"])
     dest = os.path.abspath(p["dest"]).rstrip("/")
     token = p["token"] or (w.read_token_file(p["token_file"]) if p["token_file"] else False)
+    # One rule for every secret (_secrets.check_secret): refused before anything is fetched, never echoed.
+    _secrets.check_secret("the HF token (fleetserve_hf_token or weights_hf_token_file)", token or "")
+    _secrets.check_secret("the rsync password (peer_password)", p["peer_password"] or "")
     endpoint = (p["endpoint"] or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
     if p["peer_wait"] and not p["fanout_run"]:
         raise ValueError("peer_wait needs fanout_run, the identifier the waited-for hosts announce their copy under")

@@ -37,14 +37,18 @@ options:
     description:
       - The role's deployment settings, keyed without the role prefix.
       - Both engines read C(service_name), C(config_dir), C(extra_args), C(extra_env), C(start_timeout_s),
-        C(stop_timeout_s), C(release_dir) and C(tls) (C(cert_file), C(key_file) and optional C(ca_file), the
+        C(stop_timeout_s), C(release_dir), C(api_key) (true when a key is configured), C(allow_unauthenticated)
+        (C(fleetserve_allow_unauthenticated)) and C(tls) (C(cert_file), C(key_file) and optional C(ca_file), the
         operator's files on the controller; both set - serve HTTPS with the copies the role makes under
         C(config_dir)/tls; refused for an engine release without TLS flags).
+      - Without a key, a plan whose host is not a loopback address is refused unless C(allow_unauthenticated) is true.
+      - With a key, vLLM mounts the key file (C(unit.secret_file)) read-only and starts through a C(/bin/sh)
+        wrapper that exports it as C(VLLM_API_KEY), so the key is not in the container's configuration.
       - vLLM reads C(launcher), C(image_repository), C(image_tag), C(image_digest), C(container_name), C(docker_bin),
         C(gpus), C(cdi_devices), C(network_host), C(ipc_host), C(shm_size), C(ulimits), C(privileged),
         C(extra_run_args), C(source_checkout), C(source_repo), C(source_ref) and C(source_dir).
-      - SGLang reads C(root) (the directory of its release venvs) and C(api_key) (true when a key is configured, so
-        the argv names the secret config file).
+      - SGLang reads C(root) (the directory of its release venvs); with C(api_key) the argv names the secret config
+        file.
     type: dict
     default: {}
   state:

@@ -204,6 +204,7 @@ body:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.fleetserve.minimax.plugins.module_utils import _secrets
 from ansible_collections.fleetserve.minimax.plugins.module_utils._openai import (
     BOUNDS as OPTION_BOUNDS,
     ENDPOINT_ARGSPEC,
@@ -238,6 +239,7 @@ ARGUMENT_SPEC = dict(
 def verify(module):
     try:
         base_url = check_options(module.params)[0]
+        _secrets.check_secret("api_key (fleetserve_api_key)", module.params["api_key"] or "")
     except ValueError as exc:
         module.fail_json(msg=str(exc), reason="invalid_option", stage="options", stages={}, elapsed_s=0.0)
     client = HttpClient(base_url, module.params["api_key"], module.params["validate_certs"], module.params["ca_path"])

@@ -112,7 +112,7 @@ def plan_and_argv(facts: dict, python: str, models_dir: str) -> dict:
     plan = _plan.build_plan(load_catalog(), MODEL, facts, host, wishes)
     # Exactly what roles/vllm_docker runs in its container (launcher args, the plan's argv, no extra flags)
     # and its environment; the key is added separately.
-    spec = _launch.launch_spec("vllm", plan, {"launcher": "api_server"})
+    spec = _launch.launch_spec("vllm", plan, {"launcher": "api_server", "api_key": True})
     return {"plan": plan, "argv": [python] + spec["argv"], "env": spec["env"]}
 
 

@@ -44,7 +44,7 @@ def rendered(catalog, tmp_path_factory):
             case_id = f"{layout_id}-rank{plan['node_rank']}"
             variants = {case_id: {"api_key": True}}
             if engine == "vllm" and plan["node_rank"] == 0:
-                variants[case_id + "-serve"] = {"launcher": "serve"}
+                variants[case_id + "-serve"] = {"launcher": "serve", "api_key": True}
             for variant_id, settings in variants.items():
                 argv = _launch.launch_spec(engine, plan, settings)["argv"]
                 if engine == "vllm":

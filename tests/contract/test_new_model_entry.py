@@ -95,7 +95,8 @@ def _play(engine: str, version: str, out: Path) -> dict:
                             "tasks_from": "command",
                             "public": True,
                         },
-                        "vars": {"preflight_plan": "{{ planned.plan }}"},
+                        # keyed: a keyless engine on 0.0.0.0 is refused (docs/security.md)
+                        "vars": {"preflight_plan": "{{ planned.plan }}", "fleetserve_api_key": "fs-new-model-key"},
                     },
                     {
                         "name": "Keep the launch spec",

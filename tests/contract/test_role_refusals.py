@@ -128,6 +128,19 @@ def refusals(collection_root, tmp_path_factory):
             "engine": "sglang",
             "tasks_from": "preflight",
             "vars": {"preflight_plan": m2s, "sglang_venv_api_key": "sk-inline"},
+        },  # No key on 0.0.0.0: refused unless the one opt-out variable says so; loopback needs neither.
+        "vllm-open-on-public": {"engine": "vllm", "vars": {"preflight_plan": m1, "fleetserve_api_key": ""}},
+        "sglang-open-on-public": {"engine": "sglang", "vars": {"preflight_plan": m2s, "fleetserve_api_key": ""}},
+        **{
+            f"{engine}-open-{how}": {
+                "engine": engine,
+                "vars": {"preflight_plan": with_plan(plan, **extra), "fleetserve_api_key": "", **opt},
+            }
+            for engine, plan in (("vllm", m1), ("sglang", m2s))
+            for how, extra, opt in (
+                ("opted-out", {}, {"fleetserve_allow_unauthenticated": True}),
+                ("loopback", {"host": "127.0.0.1"}, {}),
+            )
         },
     }
     assert docker, "the docker CLI is needed for the pull=never case (scripts/lab/start-dockerd.sh installs it)"
@@ -173,6 +186,13 @@ EXPECTED = {
     "--dp-size): remove it from sglang_venv_extra_args; set preflight_data_parallel_size instead.",
     "sglang-extra-nnodes": "sglang_venv_extra_args sets --nnodes, which the serving plan decides (the plan has "
     "--nnodes 2): remove it from sglang_venv_extra_args; set preflight_nnodes instead.",
+    **{
+        f"{engine}-open-on-public": f"The {name} engine would listen on 0.0.0.0 without an API key: anyone who reaches "
+        f"the port could use the GPUs. Either set an API key (fleetserve_api_key, vaulted, or {role}_api_key_file), or, "
+        "on a network you trust, set fleetserve_allow_unauthenticated: true in the inventory to serve without one (an "
+        "engine bound to 127.0.0.1 needs neither)."
+        for engine, name, role in (("vllm", "vLLM", "vllm_docker"), ("sglang", "SGLang", "sglang_venv"))
+    },
     "sglang-inline-key": "sglang_venv_api_key is not supported: a key in a role variable ends up in inventories and "
     "logs. Put it in fleetserve_api_key (encrypted with ansible-vault) or set sglang_venv_api_key_file to a 0600 "
     "file on the host.",
@@ -182,6 +202,13 @@ EXPECTED = {
 @pytest.mark.parametrize("case", sorted(EXPECTED))
 def test_role_refuses_with_the_fix(refusals, case):
     assert refusals[case] == {"error": EXPECTED[case]}
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_keyless_only_on_loopback_or_when_the_inventory_says_so(refusals, engine):
+    """Through the roles: the keyless cases the refusal above does not cover run (an argv, no error)."""
+    for how in ("opted-out", "loopback"):
+        assert refusals[f"{engine}-open-{how}"].get("argv"), refusals[f"{engine}-open-{how}"]
 
 
 @pytest.mark.parametrize("ref", sorted(SOURCE_REFS))

@@ -52,7 +52,9 @@ def test_no_copy_container_left_behind(host):
 
 
 def test_container_mounts_the_checkout_read_only_first_on_the_path(host):
-    info = json.loads(host.check_output("docker inspect vllm-src"))[0]
+    raw = host.check_output("docker inspect vllm-src")
+    assert KEY not in raw  # the key reaches the engine through the mounted key file, not the container's config
+    info = json.loads(raw)[0]
     assert f"{SRC}:{SRC}:ro" in info["HostConfig"]["Binds"]
     assert info["Config"]["WorkingDir"] == SRC
     assert f"PYTHONPATH={SRC}" in info["Config"]["Env"]

@@ -26,9 +26,11 @@ def test_service_active_and_enabled(host):
 
 
 def test_container_runs_with_explicit_entrypoint_and_model(host):
+    """The image's own ENTRYPOINT (vllm serve) is overridden: the key wrapper (/bin/sh) execs python3."""
     info = inspect(host)
-    assert info["Path"] == "python3"  # the image's own ENTRYPOINT (vllm serve) is overridden
-    assert info["Args"][:4] == ["-m", "vllm.entrypoints.openai.api_server", "--model", "/srv/models/MiniMax-M1-40k"]
+    assert info["Path"] == "/bin/sh"
+    assert info["Args"][2:4] == ["fleetserve-vllm-key", "python3"]
+    assert info["Args"][4:8] == ["-m", "vllm.entrypoints.openai.api_server", "--model", "/srv/models/MiniMax-M1-40k"]
 
 
 def test_container_runs_the_planners_argv(host):
@@ -91,16 +93,31 @@ def test_m1_tool_call_parsed(host):
     assert json.loads(call["arguments"]) == {"location": "San Francisco"}
 
 
-@pytest.mark.parametrize("command", ["systemctl cat vllm", "ps -eo args"])
+@pytest.mark.parametrize(
+    "command", ["systemctl cat vllm", "ps -eo args", "docker inspect vllm", "cat /etc/fleetserve/vllm/vllm.env"]
+)
 def test_key_not_exposed(host, command):
+    """Issue 22: the key is in no argv, no unit, no env file and not in `docker inspect` (Config.Env, Args)."""
     assert KEY not in host.check_output(command)
+
+
+def test_key_file_is_private_and_mounted_read_only(host):
+    f = host.file("/etc/fleetserve/vllm/vllm-api-key")
+    assert (f.mode, f.user, f.group) == (0o600, "root", "root")
+    assert f.content_string == KEY + "\n"
+    assert "/etc/fleetserve/vllm/vllm-api-key:/run/fleetserve/vllm-api-key:ro" in inspect(host)["HostConfig"]["Binds"]
+
+
+def test_the_engine_process_has_the_key(host):
+    """Inside the container the wrapper exported it: the engine's own environment (root-only /proc) holds it."""
+    environ = host.check_output("docker exec vllm cat /proc/1/environ | tr '\\0' '\\n'")
+    assert f"VLLM_API_KEY={KEY}" in environ.splitlines()
 
 
 def test_env_file_is_private(host):
     f = host.file("/etc/fleetserve/vllm/vllm.env")
     assert f.mode == 0o600
     assert f.user == "root"
-    assert f"VLLM_API_KEY={KEY}" in f.content_string
 
 
 def test_systemd_recreates_a_killed_container(host):

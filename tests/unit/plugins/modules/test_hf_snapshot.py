@@ -117,6 +117,29 @@ def test_token_and_token_file_are_exclusive(tmp_path, capsys):
     assert out["rc"] == 1 and out["msg"] == "parameters are mutually exclusive: token|token_file"
 
 
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        ({"token": "hf_SECRETVALUE\nX"}, "the HF token (fleetserve_hf_token or weights_hf_token_file) holds a newline"),
+        ({"token_file": "FILE"}, "the HF token (fleetserve_hf_token or weights_hf_token_file) holds a NUL byte"),
+        ({"peer_password": "SECRETVALUE\r"}, "the rsync password (peer_password) holds a carriage return"),
+    ],
+)
+def test_a_secret_that_could_break_a_file_is_refused_before_anything(tmp_path, capsys, args, name):
+    """One rule for every secret (_secrets.check_secret): refused before any download, never echoed."""
+    if args.get("token_file"):
+        token = tmp_path / "token"
+        token.write_text("hf_SECRETVALUE\x00\n")
+        token.chmod(0o600)
+        args = {"token_file": str(token)}
+    if "peer_password" in args:
+        args = dict(args, peer_url="rsync://127.0.0.1:9/m/x/", manifest={})
+    out = run_module(capsys, dest=str(tmp_path / "m" / "model"), **args)
+    assert out["rc"] == 1 and out["msg"].startswith(name), out["msg"]
+    assert "SECRETVALUE" not in json.dumps(out)
+    assert not (tmp_path / "m").exists()
+
+
 def test_bad_repo_id_fails_with_the_fix(tmp_path, capsys):
     out = run_module(capsys, dest=str(tmp_path), repo_id="MiniMax-M2.5")
     assert (
