@@ -273,3 +273,16 @@ def test_failure_limited_to_one_release(sim, tmp_path, version, fails):
     else:
         wait_status(base + "/health", 200)
         assert proc.poll() is None
+
+
+@pytest.mark.parametrize("key", ["plain-key", 'a"b', "$HOME", "back\\slash", "100%", "with space", "'single'", "#hash", "x: y"])
+def test_the_sim_reads_back_the_exact_key_the_roles_write_into_the_sglang_config(tmp_path, key):
+    """The SGLang secret config as the roles write it (_secrets.yaml_config: double-quoted keys and values) is read
+    back byte for byte, as SGLang's own YAML merger does; a sim that misread it would serve without the key."""
+    from ansible_collections.fleetserve.minimax.plugins.module_utils._secrets import yaml_config
+
+    config = tmp_path / "secrets.yaml"
+    config.write_text(yaml_config({"api-key": key}))
+    from fleetserve_engine_sim import cli
+
+    assert cli._read_config(str(config)) == ["--api-key", key]

@@ -9,6 +9,7 @@ from ``FLEETSERVE_SIM_*`` environment variables, so a unit under test needs no c
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -107,12 +108,42 @@ def _read_config(path):
     args = []
     with open(path, encoding="utf-8") as handle:
         for line in handle:
-            key, sep, value = line.partition(":")
-            if not sep or line.lstrip().startswith("#"):
+            line = line.strip()
+            if not line or line.startswith("#") or line == "---":
                 continue
-            value = value.strip().strip("'\"")
-            args += ["--" + key.strip().replace("_", "-"), value]
+            key, rest = _yaml_scalar(line)
+            if not rest.startswith(":"):
+                raise ValueError(f"engine-sim: --config {path}: not a flat `key: value` line: {line[:40]!r}")
+            value, tail = _yaml_scalar(rest[1:].strip())
+            if tail.strip():
+                raise ValueError(f"engine-sim: --config {path}: trailing text after a value")
+            args += ["--" + key.replace("_", "-"), value]
     return args
+
+
+def _yaml_scalar(text):
+    """(scalar, rest) of a YAML flow scalar at the start of text: double-quoted (JSON-compatible escapes, what
+    yaml.safe_dump writes for printable ASCII), single-quoted ('' is a quote) or plain (up to ': ' or the end)."""
+    if text.startswith('"'):
+        decoder = json.JSONDecoder()
+        value, end = decoder.raw_decode(text)
+        return value, text[end:].lstrip()
+    if text.startswith("'"):
+        i, out = 1, []
+        while i < len(text):
+            if text[i] == "'":
+                if text[i + 1 : i + 2] == "'":
+                    out.append("'")
+                    i += 2
+                    continue
+                return "".join(out), text[i + 1 :].lstrip()
+            out.append(text[i])
+            i += 1
+        raise ValueError("engine-sim: --config: unterminated single-quoted scalar")
+    key_end = text.find(":")
+    if key_end >= 0 and (key_end + 1 == len(text) or text[key_end + 1] == " "):
+        return text[:key_end].strip(), text[key_end:]
+    return text.strip(), ""
 
 
 def _sglang(argv):
