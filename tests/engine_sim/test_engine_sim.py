@@ -193,8 +193,15 @@ def test_wheel_carries_the_pinned_version(tmp_path):
 
 def test_sglang_answers_the_gateway_probes(sim, tmp_path):
     _, base = sim(
-        "sglang", "--model-path", str(tmp_path), "--served-model-name", "M2", "--api-key", KEY,
-        FLEETSERVE_SIM_STARTUP_S="0", FLEETSERVE_SIM_VERSION="0.5.23",
+        "sglang",
+        "--model-path",
+        str(tmp_path),
+        "--served-model-name",
+        "M2",
+        "--api-key",
+        KEY,
+        FLEETSERVE_SIM_STARTUP_S="0",
+        FLEETSERVE_SIM_VERSION="0.5.23",
     )
     wait_status(base + "/health", 200)
     assert get(base + "/server_info")[0] == 401  # SGLang guards everything but /health, /metrics, /ready
@@ -213,8 +220,12 @@ def _running(base):
 
 def test_sigterm_finishes_requests_in_flight(sim, tmp_path):
     proc, base = sim(
-        "sglang", "--model-path", str(tmp_path), "--enable-metrics",
-        FLEETSERVE_SIM_STARTUP_S="0", FLEETSERVE_SIM_LATENCY_S="1.5",
+        "sglang",
+        "--model-path",
+        str(tmp_path),
+        "--enable-metrics",
+        FLEETSERVE_SIM_STARTUP_S="0",
+        FLEETSERVE_SIM_LATENCY_S="1.5",
     )
     wait_status(base + "/health", 200)
     results = []
@@ -236,8 +247,12 @@ def test_sigterm_finishes_requests_in_flight(sim, tmp_path):
 
 def test_grace_limit_cuts_off_a_stuck_request(sim, tmp_path):
     proc, base = sim(
-        "sglang", "--model-path", str(tmp_path),
-        FLEETSERVE_SIM_STARTUP_S="0", FLEETSERVE_SIM_LATENCY_S="30", FLEETSERVE_SIM_GRACE_S="0.5",
+        "sglang",
+        "--model-path",
+        str(tmp_path),
+        FLEETSERVE_SIM_STARTUP_S="0",
+        FLEETSERVE_SIM_LATENCY_S="30",
+        FLEETSERVE_SIM_GRACE_S="0.5",
     )
     wait_status(base + "/health", 200)
     chat = {"messages": [{"role": "user", "content": "hi"}]}
@@ -264,9 +279,13 @@ def test_grace_limit_cuts_off_a_stuck_request(sim, tmp_path):
 @pytest.mark.parametrize("version,fails", [("0.5.23", True), ("0.5.4.post1", False)])
 def test_failure_limited_to_one_release(sim, tmp_path, version, fails):
     proc, base = sim(
-        "sglang", "--model-path", str(tmp_path),
-        FLEETSERVE_SIM_STARTUP_S="0.2", FLEETSERVE_SIM_FAILURE="crash",
-        FLEETSERVE_SIM_FAILURE_VERSION="0.5.23", FLEETSERVE_SIM_VERSION=version,
+        "sglang",
+        "--model-path",
+        str(tmp_path),
+        FLEETSERVE_SIM_STARTUP_S="0.2",
+        FLEETSERVE_SIM_FAILURE="crash",
+        FLEETSERVE_SIM_FAILURE_VERSION="0.5.23",
+        FLEETSERVE_SIM_VERSION=version,
     )
     if fails:
         assert proc.wait(10) == 1
@@ -275,7 +294,9 @@ def test_failure_limited_to_one_release(sim, tmp_path, version, fails):
         assert proc.poll() is None
 
 
-@pytest.mark.parametrize("key", ["plain-key", 'a"b', "$HOME", "back\\slash", "100%", "with space", "'single'", "#hash", "x: y"])
+@pytest.mark.parametrize(
+    "key", ["plain-key", 'a"b', "$HOME", "back\\slash", "100%", "with space", "'single'", "#hash", "x: y"]
+)
 def test_the_sim_reads_back_the_exact_key_the_roles_write_into_the_sglang_config(tmp_path, key):
     """The SGLang secret config as the roles write it (_secrets.yaml_config: double-quoted keys and values) is read
     back byte for byte, as SGLang's own YAML merger does; a sim that misread it would serve without the key."""
