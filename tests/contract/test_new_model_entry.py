@@ -178,10 +178,14 @@ def test_only_the_catalog_differs(collection_root, rendered):
     assert differing == ["roles/preflight/vars/models.yml"]
 
 
+# The entry pins a commit: its weights get their own directory beside any other revision's (_plan.model_dir).
+NEW_MODEL_DIR = f"/srv/models/{NEW_MODEL}--{NEW_ENTRY['revision']}"
+
+
 def test_sglang_role_runs_the_new_model(rendered):
     spec = rendered["sglang"]["spec"]
     argv = spec["argv"]
-    assert argv[:4] == ["--model-path", f"/srv/models/{NEW_MODEL}", "--served-model-name", NEW_ENTRY["hf_repo"]]
+    assert argv[:4] == ["--model-path", NEW_MODEL_DIR, "--served-model-name", NEW_ENTRY["hf_repo"]]
     assert "--enable-multimodal" in argv and argv[argv.index("--tool-call-parser") + 1] == "minimax-m2"
     assert spec["exec"][:3] == ["/opt/fleetserve/sglang/venv-0.5.23/bin/python", "-m", "sglang.launch_server"]
     release = spec["release"]
@@ -191,7 +195,7 @@ def test_sglang_role_runs_the_new_model(rendered):
 def test_vllm_role_runs_the_new_model(rendered):
     spec = rendered["vllm"]["spec"]
     argv = spec["argv"]
-    assert argv[2:6] == ["--model", f"/srv/models/{NEW_MODEL}", "--served-model-name", NEW_ENTRY["hf_repo"]]
+    assert argv[2:6] == ["--model", NEW_MODEL_DIR, "--served-model-name", NEW_ENTRY["hf_repo"]]
     assert argv[argv.index("--tool-call-parser") + 1] == "minimax_m2" and "--enable-multimodal" not in argv
     assert spec["release"]["image"]["ref"] == "vllm/vllm-openai:v0.33.0"
 

@@ -171,7 +171,8 @@ EXPECTED = {
     "logs. Put it in fleetserve_api_key (encrypted with ansible-vault) or set vllm_docker_api_key_file to a 0600 "
     "file on the host.",
     "vllm-image-missing-pull-never": "Image fleetserve/fs-engine-absent:test is not on localhost and vllm_docker_pull "
-    "is 'never': load it first (docker save | docker load) or set vllm_docker_pull to 'missing'.",
+    "is 'never': load it first (docker save | docker load), set vllm_docker_pull to 'missing', or fix "
+    "vllm_docker_image_repository, vllm_docker_image_tag or vllm_docker_image_digest.",
     "vllm-source-branch": "vllm_docker_source_ref 'main' is not a release tag (or vllm_docker_source_dir "
     "'/opt/fleetserve/vllm-src/main' is not absolute): pin a tag such as v0.9.2, or tag your patched commit (e.g. "
     "v0.9.2-patched.1), so the checkout's version is known before anything is cloned; branches move and bare commits "

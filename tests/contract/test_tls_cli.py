@@ -46,14 +46,14 @@ def test_tls_flags_against_the_real_parser(catalog, check_cli, tmp_path, engine,
     layout_id, plan = _first_plan(catalog, engine, version)
     supported = _catalog.version_at_least(version, _launch.TLS_SINCE[engine])
     if supported:
-        spec = _launch.launch_spec(engine, plan, {"tls": TLS})
+        spec = _launch.launch_spec(engine, plan, {"tls": TLS, "allow_unauthenticated": True})
         argv, files = _on_this_machine(spec["argv"], spec["tls"], tmp_path)
     else:
         with pytest.raises(_launch.LaunchError) as err:
-            _launch.launch_spec(engine, plan, {"tls": TLS})
+            _launch.launch_spec(engine, plan, {"tls": TLS, "allow_unauthenticated": True})
         assert "set preflight_engine_version to" in str(err.value) and "fleetserve_tls_cert_file" in str(err.value)
         # What the spec would have rendered: the plain command line plus the flags of the releases that have them.
-        plain = _launch.launch_spec(engine, plan, {})["argv"]
+        plain = _launch.launch_spec(engine, plan, {"allow_unauthenticated": True})["argv"]
         tls = {"cert_file": "/etc/fleetserve/x/tls/cert.pem", "key_file": "/etc/fleetserve/x/tls/key.pem"}
         argv, files = _on_this_machine(
             plain + ["--ssl-certfile", tls["cert_file"], "--ssl-keyfile", tls["key_file"]], tls, tmp_path
