@@ -35,12 +35,14 @@ CURRENT = """
         tasks_from: current
       vars:
         preflight_plan: {hf_repo: %(repo)s, revision: %(revision)s, model_dir: %(dir)s}
+        fleetserve_release_dir: %(releases)s
     - ansible.builtin.debug:
         msg: "CURRENT={{ weights_current | bool }}"
 """
 
 
 def _current(run_playbook, **plan) -> bool:
+    plan.setdefault("releases", "/nonexistent/fleetserve-releases")
     proc = run_playbook(CURRENT % plan)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("CURRENT=") == 1 and "changed=0" in proc.stdout
@@ -69,6 +71,20 @@ PRUNE = """
       vars:
         fleetserve_release_dir: %(releases)s
 """
+
+
+def test_current_is_true_for_the_weights_the_running_release_serves(tmp_path, run_playbook):
+    """Weights placed without the weights role (no completion marker) that the host's verified release serves
+    (current.json names the directory and revision) need no fetch; another directory or revision does."""
+    releases, served = tmp_path / "releases", tmp_path / "models" / "M"
+    releases.mkdir()
+    served.mkdir(parents=True)
+    case = dict(repo=REPO, revision="main", dir=served, releases=releases)
+    assert _current(run_playbook, **case) is False
+    (releases / "current.json").write_text(json.dumps({"model_dir": str(served), "revision": "main"}))
+    assert _current(run_playbook, **case) is True
+    assert _current(run_playbook, **{**case, "revision": "v2"}) is False
+    assert _current(run_playbook, **{**case, "dir": tmp_path / "models" / "M--v2"}) is False
 
 
 def test_prune_keeps_the_running_and_the_previous_release_and_check_mode_removes_nothing(tmp_path, run_playbook):
