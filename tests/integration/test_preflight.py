@@ -214,7 +214,14 @@ BAD = [
     (
         "memory fraction",
         {"preflight_mem_fraction": 1.5},
-        "preflight_mem_fraction 1.5 must be between 0 and 1 (exclusive); the sglang default is 0.85",
+        "fleetserve.minimax.preflight (entry point main): preflight_mem_fraction is 1.5, out of range: set it to a "
+        "number from 0.05 to 1",
+    ),
+    (
+        # Inside the argument spec's range, but the whole GPU leaves nothing for the CUDA context: the planner's rule.
+        "memory fraction of the whole GPU",
+        {"preflight_mem_fraction": 1.0},
+        "preflight_mem_fraction 1.0 must be between 0 and 1 (exclusive); the sglang default is 0.85",
     ),
     (
         "reasoning style",
