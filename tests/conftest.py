@@ -35,6 +35,12 @@ def _link_collection() -> None:
 
 
 _link_collection()
+# Ansible's own collection finder, installed before any test module imports ansible_collections: a test that
+# imports module_utils first would otherwise leave a plain namespace package behind, and in-process Templar
+# runs later in the same session could not load the collection's filter plugins.
+from ansible.plugins.loader import init_plugin_loader  # noqa: E402
+
+init_plugin_loader([str(COLLECTIONS_PATH)])
 # The CLI package lives in src/ (also pip-installed in the test venv; this keeps a bare checkout working).
 sys.path.insert(0, str(COLLECTION_ROOT / "src"))
 
