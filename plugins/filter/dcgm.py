@@ -16,34 +16,10 @@ author: fleetserve maintainers (@fleetserve)
 """
 
 # Plugins import after their documentation strings.
-from ansible.errors import AnsibleFilterError  # noqa: E402
-
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _dcgm  # noqa: E402
 
-
-def _wrap(func):
-    def filter_(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except ValueError as exc:
-            raise AnsibleFilterError(str(exc)) from None
-
-    filter_.__name__ = func.__name__
-    return filter_
-
-
-def _problem(func):
-    """A check as a filter: the error message naming the fix, or "" (see the nvidia_driver filters)."""
-
-    def problem(*args):
-        try:
-            func(*args)
-        except ValueError as exc:
-            return str(exc)
-        return ""
-
-    problem.__name__ = func.__name__
-    return problem
+# The same "a check as a filter" helpers as the driver roles' filters: one definition.
+from ansible_collections.fleetserve.minimax.plugins.filter.nvidia_driver import _problem, _wrap  # noqa: E402
 
 
 class FilterModule:
