@@ -85,6 +85,10 @@ def state_dir() -> Path:
 
 # How every systemd test host is started (lab, weights fan-out test and bench): what systemd needs
 # without --privileged.
+# Each host's models directory is a disk of its own, small and RAM-backed (only what is written takes memory):
+# the tiny lab model needs under 4 MiB a revision, and a test can fill it to stand for a full disk.
+MODELS_DISK_ARGS = ["--tmpfs", "/srv/models:size=64m,mode=0755"]
+
 SYSTEMD_RUN_ARGS = [
     "--cap-add",
     "SYS_ADMIN",
@@ -281,6 +285,7 @@ def up(
             "-v",
             f"{wheels}:{WHEELS_IN_HOST}:ro",
             *(bare_mounts if want_bare else []),
+            *MODELS_DISK_ARGS,
             *(vllm_mounts if want_engine else []),
             *SYSTEMD_RUN_ARGS,
             vllm_image if want_engine else image,

@@ -127,12 +127,20 @@ def test_a_revision_the_hub_does_not_have_is_refused_before_any_drain(fleet, cap
     assert _states() == before, "a host was drained, restarted or given weights"
 
 
-def test_new_weights_that_do_not_fit_beside_the_old_are_refused_before_any_drain(fleet, capsys):
+@pytest.fixture
+def full_disks():
+    """Every worker's models disk (lab.MODELS_DISK_ARGS) filled but for 512 KiB, under the new weights' need."""
+    script = "fallocate -l $(( $(df --output=avail -B1 /srv/models | tail -1) - 524288 )) /srv/models/.lab-filler"
+    for worker in WORKERS:
+        subprocess.run(["docker", "exec", worker, "sh", "-c", script], check=True)
+    yield
+    for worker in WORKERS:
+        subprocess.run(["docker", "exec", worker, "rm", "-f", "/srv/models/.lab-filler"], check=True)
+
+
+def test_new_weights_that_do_not_fit_beside_the_old_are_refused_before_any_drain(fleet, capsys, full_disks):
     before = _states()
-    # The lab's disk is the controller's: a margin of 10^8 times the weights stands for a full disk.
-    code, result = _cli_json(
-        capsys, "rollout", "-e", f"preflight_revision={lab.MODEL_REVISION_2}", "-e", "preflight_disk_margin=1e8", *ORDER
-    )
+    code, result = _cli_json(capsys, "rollout", "-e", f"preflight_revision={lab.MODEL_REVISION_2}", *ORDER)
     assert code != 0
     assert {o["action"] for o in result["rollout"].values()} == {"failed"}, result["rollout"]
     for worker in WORKERS:
