@@ -181,9 +181,8 @@ plan:
 import os
 import socket
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _plan, _plan_nodes
-from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import bounds_error, ranges_of
+from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import BoundedModule
 
 
 def host_glibc() -> str | None:
@@ -233,7 +232,8 @@ BOUNDS = {
 
 
 def main():
-    module = AnsibleModule(
+    module = BoundedModule(
+        BOUNDS,
         argument_spec={
             "catalog": {"type": "dict", "required": True},
             "model": {"type": "str", "required": True},
@@ -261,9 +261,6 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    error = bounds_error(params, ranges_of(BOUNDS))
-    if error:
-        module.fail_json(msg=error, changed=False)
     host = {"python_version": params["python_version"], "glibc_version": params["glibc_version"] or host_glibc()}
     try:
         plan = _plan.build_plan(
