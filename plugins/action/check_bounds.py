@@ -14,7 +14,6 @@ from ansible.utils.vars import combine_vars
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _bounds
 
-
 ROLES_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "roles")
 
 

@@ -182,6 +182,7 @@ import os
 import socket
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _plan, _plan_nodes
+from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights as w
 from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import BoundedModule
 
 
@@ -192,33 +193,16 @@ def host_glibc() -> str | None:
         return None
 
 
-def nearest_existing(path: str) -> str:
-    while not os.path.exists(path) and path not in ("", "/"):
-        path = os.path.dirname(path)
-    return path or "/"
-
-
-def bytes_present(path: str) -> int:
-    """Weights already downloaded count toward the need, so a re-run on a served host still passes."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                continue
-    return total
-
-
 def check_disk(plan: dict, disk: dict) -> None:
-    stat = os.statvfs(nearest_existing(plan["model_dir"]))
+    stat = os.statvfs(w.existing_ancestor(plan["model_dir"]))
     plan["disk_needed_bytes"] = _plan.check_disk(
         plan["model_dir"],
         plan["weights_bytes"],
         disk["copies"],
         disk["margin"],
         stat.f_bavail * stat.f_frsize,
-        bytes_present(plan["model_dir"]),
+        # Weights already downloaded count toward the need, so a re-run on a served host still passes.
+        w.dir_bytes(plan["model_dir"]),
     )
 
 

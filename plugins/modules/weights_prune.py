@@ -85,6 +85,7 @@ import os
 import shutil
 
 
+from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights as w
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights_prune as wp
 from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import BoundedModule
 
@@ -104,7 +105,7 @@ def run(module):
         removed=remove,
         kept=[d for d in used if d not in skipped],
         skipped=skipped,
-        freed_bytes=sum(wp.dir_bytes(d) for d in remove),
+        freed_bytes=sum(w.dir_bytes(d) for d in remove),
         changed=bool(remove) or (used != history and current is not None),
     )
     if module.check_mode or not result["changed"]:
