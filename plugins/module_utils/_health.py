@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from urllib.error import HTTPError
 
-from ansible.module_utils.urls import open_url
-
 READY, WARMING_UP, FAILING = "ready", "warming_up", "failing"
 
 
@@ -30,6 +28,12 @@ def health_state(engine, status):
 
 def probe_status(url, timeout=5.0):
     """GET ``url`` once: its HTTP status, or None when nothing answered (refused, reset, timed out)."""
+    # Imported here, not at the top: the filter plugin fleetserve.minimax.health_state imports this file, and
+    # Ansible imports every filter file of the collection in each worker process that resolves any of its
+    # filters. urls (ssl, cryptography, email) cost about 70 ms of CPU per such worker for a function no filter
+    # calls. AnsiballZ still finds this import and ships urls with the modules that probe.
+    from ansible.module_utils.urls import open_url  # pylint: disable=import-outside-toplevel
+
     try:
         return open_url(url, method="GET", timeout=timeout, use_proxy=False, validate_certs=False).getcode()
     except HTTPError as exc:
