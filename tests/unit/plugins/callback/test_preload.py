@@ -7,6 +7,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.unit
+
 # A legacy (non-collection) filter: resolving it loads none of the collection's filter files, so what it sees in
 # sys.modules is what the worker inherited from the main process.
 PROBE = textwrap.dedent("""
