@@ -73,7 +73,11 @@ class CallbackModule(CallbackBase):
             if host.name in self._hosts_seen:
                 continue
             self._hosts_seen.add(host.name)
-            name = variable_manager.get_vars(play=play, host=host, include_hostvars=False).get("ansible_connection")
+            try:
+                name = variable_manager.get_vars(play=play, host=host, include_hostvars=False).get("ansible_connection")
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                display.vvv(f"fleetserve.minimax.preload: no connection preloaded for {host.name}: {to_text(exc)}")
+                continue
             name = name or C.DEFAULT_TRANSPORT
             if isinstance(name, str) and "{" not in name and name not in self._connections:
                 self._connections.add(name)
