@@ -11,7 +11,7 @@ option states its range once, in its own description, in one machine-readable se
 
 The role action ``fleetserve.minimax.check_bounds`` reads a role's argument spec. A module runs on hosts
 without PyYAML, so it keeps its ranges in a ``BOUNDS`` dict checked by :func:`bounds_error` from
-``main()`` before anything else, and its DOCUMENTATION states the same sentence
+:class:`BoundedModule` before anything else, and its DOCUMENTATION states the same sentence
 (tests/unit/test_bounds.py holds the two equal).
 A value of ``None`` (an unset, nullable option) is not checked.
 """
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 import re
+
+from ansible.module_utils.basic import AnsibleModule
 
 RANGE_RE = re.compile(r"(?<![\w-])Range (-?[0-9]+(?:\.[0-9]+)?) to (-?[0-9]+(?:\.[0-9]+)?)\.(?!\d)")
 NUMERIC_TYPES = ("int", "float")
@@ -157,3 +159,20 @@ def ranges_of(bounds):
         name: ("int" if isinstance(low, int) and isinstance(high, int) else "float", (low, high))
         for name, (low, high) in bounds.items()
     }
+
+
+class BoundedModule(AnsibleModule):
+    """An AnsibleModule that checks its ``bounds`` (a module's ``BOUNDS``) on the arguments as given, before
+    ansible-core's type check: a string that is no number is refused naming the valid range, where the type
+    check would name only the type. Out-of-range values are refused the same way, before any work."""
+
+    def __init__(self, bounds, **kwargs):
+        self._fleetserve_ranges = ranges_of(bounds)
+        super().__init__(**kwargs)
+
+    def _load_params(self):
+        # AnsibleModule's documented hook for reading the arguments; the check runs on them as they came.
+        super()._load_params()
+        error = bounds_error(self.params, self._fleetserve_ranges)
+        if error:
+            self.fail_json(msg=error)

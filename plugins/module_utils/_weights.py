@@ -147,6 +147,18 @@ def existing_ancestor(path):
     return path
 
 
+def dir_bytes(path):
+    """Bytes of the files below ``path`` (0 when it does not exist): weights present, or freed by a prune."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
 def check_token_file_mode(path, mode):
     """A token file readable by group or others leaks the secret: refuse it."""
     if mode & 0o077:

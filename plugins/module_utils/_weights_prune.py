@@ -86,17 +86,6 @@ def read_history(release_dir):
     return [os.path.normpath(d) for d in data["used"] if isinstance(d, str) and d.startswith("/")]
 
 
-def dir_bytes(path):
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                continue
-    return total
-
-
 def removable(path):
     """Only a published copy of the weights role (its completion marker) is ever removed: never a
     directory someone else put there, never a copy still being made."""

@@ -18,13 +18,19 @@ description:
     variable and the valid range, before the role changes anything.
   - An unset (null) option is not checked. An option without a range is not checked either; the collection's test
     of its specs fails on it.
+  - Outside a role (the play C(playbooks/inputs.yml) that the collection's playbooks import first), it checks every
+    numeric option of every role of the collection as the inventory and extra vars give them, before any role runs.
+    That is where a string that is no number is refused naming its range; inside a role, ansible-core's argument
+    validation runs first and names only the type. A value that reads facts not gathered yet is left to the role.
   - Runs on the controller (an action); nothing is read from or written to the host. The rules live in
     C(plugins/module_utils/_bounds.py).
 version_added: 0.2.0
 author: fleetserve maintainers (@fleetserve)
 options:
   entry_point:
-    description: The entry point whose spec to check; by default the one the role was included with (C(tasks_from)).
+    description:
+      - The entry point whose spec to check; by default the one the role was included with (C(tasks_from)).
+      - Not used outside a role.
     type: str
 attributes:
   check_mode:
@@ -42,6 +48,10 @@ EXAMPLES = r"""
 # The first task of roles/preflight/tasks/main.yml
 - name: Preflight | Check every number against its range
   fleetserve.minimax.check_bounds:
+
+# The first play of playbooks/site.yml (playbooks/inputs.yml)
+- name: Inputs | Refuse a number out of its range or no number at all, naming the range
+  fleetserve.minimax.check_bounds:
 """
 
 RETURN = r"""
@@ -58,7 +68,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 def main():
     module = AnsibleModule(argument_spec={"entry_point": {"type": "str"}}, supports_check_mode=True)
-    module.fail_json(msg="fleetserve.minimax.check_bounds is an action: it runs on the controller inside a role")
+    module.fail_json(msg="fleetserve.minimax.check_bounds is an action: it runs on the controller")
 
 
 if __name__ == "__main__":

@@ -120,8 +120,7 @@ journal:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import bounds_error, ranges_of
+from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import BoundedModule
 from ansible_collections.fleetserve.minimax.plugins.module_utils._health import health_state, probe_status
 from ansible_collections.fleetserve.minimax.plugins.module_utils._engine_health import (
     UNIT_PROPERTIES,
@@ -150,11 +149,8 @@ MESSAGE_JOURNAL_LINES = 4
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=False)
+    module = BoundedModule(BOUNDS, argument_spec=ARGUMENT_SPEC, supports_check_mode=False)
     params = module.params
-    error = bounds_error(params, ranges_of(BOUNDS))
-    if error:
-        module.fail_json(msg=error, elapsed_s=0.0)
     systemctl = module.get_bin_path("systemctl", required=True)
     journalctl = module.get_bin_path("journalctl")
 

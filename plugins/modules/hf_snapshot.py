@@ -243,10 +243,9 @@ import os
 import shutil
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _secrets
-from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import bounds_error, ranges_of
+from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import BoundedModule
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights as w
 from ansible_collections.fleetserve.minimax.plugins.module_utils._weights_fanout import ready_document
 from ansible_collections.fleetserve.minimax.plugins.module_utils._weights_sources import Git, Hub, Peer
@@ -401,7 +400,8 @@ BOUNDS = dict(
 
 
 def main():
-    module = AnsibleModule(
+    module = BoundedModule(
+        BOUNDS,
         argument_spec=dict(
             repo_id=dict(type="str", required=True),
             revision=dict(type="str", default="main"),
@@ -432,9 +432,6 @@ def main():
         required_by={"peer_url": ("manifest",), "ready_file": ("fanout_run",)},
         supports_check_mode=True,
     )
-    error = bounds_error(module.params, ranges_of(BOUNDS))
-    if error:
-        module.fail_json(msg=error, repo_id=module.params["repo_id"], dest=module.params["dest"])
     try:
         module.exit_json(**run(module))
     except (ValueError, OSError) as exc:

@@ -203,8 +203,8 @@ body:
   sample: '{"error": "Unauthorized"}'
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _secrets
+from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import BoundedModule
 from ansible_collections.fleetserve.minimax.plugins.module_utils._openai import (
     BOUNDS as OPTION_BOUNDS,
     ENDPOINT_ARGSPEC,
@@ -261,7 +261,7 @@ def verify(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = BoundedModule(BOUNDS, argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     verify(module)
 
 

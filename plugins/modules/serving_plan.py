@@ -181,9 +181,9 @@ plan:
 import os
 import socket
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _plan, _plan_nodes
-from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import bounds_error, ranges_of
+from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights as w
+from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import BoundedModule
 
 
 def host_glibc() -> str | None:
@@ -193,33 +193,16 @@ def host_glibc() -> str | None:
         return None
 
 
-def nearest_existing(path: str) -> str:
-    while not os.path.exists(path) and path not in ("", "/"):
-        path = os.path.dirname(path)
-    return path or "/"
-
-
-def bytes_present(path: str) -> int:
-    """Weights already downloaded count toward the need, so a re-run on a served host still passes."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                continue
-    return total
-
-
 def check_disk(plan: dict, disk: dict) -> None:
-    stat = os.statvfs(nearest_existing(plan["model_dir"]))
+    stat = os.statvfs(w.existing_ancestor(plan["model_dir"]))
     plan["disk_needed_bytes"] = _plan.check_disk(
         plan["model_dir"],
         plan["weights_bytes"],
         disk["copies"],
         disk["margin"],
         stat.f_bavail * stat.f_frsize,
-        bytes_present(plan["model_dir"]),
+        # Weights already downloaded count toward the need, so a re-run on a served host still passes.
+        w.dir_bytes(plan["model_dir"]),
     )
 
 
@@ -233,7 +216,8 @@ BOUNDS = {
 
 
 def main():
-    module = AnsibleModule(
+    module = BoundedModule(
+        BOUNDS,
         argument_spec={
             "catalog": {"type": "dict", "required": True},
             "model": {"type": "str", "required": True},
@@ -261,9 +245,6 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    error = bounds_error(params, ranges_of(BOUNDS))
-    if error:
-        module.fail_json(msg=error, changed=False)
     host = {"python_version": params["python_version"], "glibc_version": params["glibc_version"] or host_glibc()}
     try:
         plan = _plan.build_plan(

@@ -84,10 +84,10 @@ freed_bytes:
 import os
 import shutil
 
-from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights as w
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _weights_prune as wp
-from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import bounds_error, ranges_of
+from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import BoundedModule
 
 
 def run(module):
@@ -105,7 +105,7 @@ def run(module):
         removed=remove,
         kept=[d for d in used if d not in skipped],
         skipped=skipped,
-        freed_bytes=sum(wp.dir_bytes(d) for d in remove),
+        freed_bytes=sum(w.dir_bytes(d) for d in remove),
         changed=bool(remove) or (used != history and current is not None),
     )
     if module.check_mode or not result["changed"]:
@@ -125,7 +125,8 @@ BOUNDS = dict(keep_previous=(1, 100))
 
 
 def main():
-    module = AnsibleModule(
+    module = BoundedModule(
+        BOUNDS,
         argument_spec=dict(
             release_dir=dict(type="path", required=True),
             keep_previous=dict(type="int", default=1),
@@ -133,9 +134,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    error = bounds_error(module.params, ranges_of(BOUNDS))
-    if error:
-        module.fail_json(msg=error)
     try:
         module.exit_json(**run(module))
     except (ValueError, OSError) as exc:

@@ -198,21 +198,34 @@ def _bare_mounts(gpus: str) -> list[str]:
             f"no PCI recording of {gpus} for bare hosts",
             f"pass --gpus with one of: {', '.join(recorded)} (recordings in tests/fixtures/pci/)",
         )
-    script = root / "scripts" / "testenv" / "fake_nvidia_apt_repo.sh"
-    repo = _run(["bash", str(script), str(state_dir() / "apt")], "building the stand-in driver repository")
-    return ["-v", f"{pci}:/sys/bus/pci/devices:ro", "-v", f"{repo.strip().splitlines()[-1]}:{APT_REPO_IN_HOST}:ro"]
+    return ["-v", f"{pci}:/sys/bus/pci/devices:ro"]
 
 
-def _install_bare_host(name: str, recording: str) -> None:
-    """The GPUs' recording (what the stand-in nvidia-smi replays once installed) and the driver repository."""
-    _install_replayed_gpus(name, recording, with_nvidia_smi=False)
+def _apt_repo_mount() -> list[str]:
+    """The stand-in NVIDIA packages (driver, container toolkit, DCGM and its exporter), mounted read-only in
+    every worker: bare hosts install the driver from it, vLLM hosts the toolkit, SGLang hosts the DCGM exporter
+    (inventories/lab/group_vars/lab_workers/dcgm.yml)."""
+    script = paths.collection_root() / "scripts" / "testenv" / "fake_nvidia_apt_repo.sh"
+    repo = _run(["bash", str(script), str(state_dir() / "apt")], "building the stand-in NVIDIA package repository")
+    return ["-v", f"{repo.strip().splitlines()[-1]}:{APT_REPO_IN_HOST}:ro"]
+
+
+def _add_apt_repo(name: str) -> None:
+    """The worker's apt source for the mounted repository (skipped on a worker started without the mount)."""
     _docker(
         "exec",
         name,
         "sh",
         "-c",
+        f"test ! -d {APT_REPO_IN_HOST} || "
         f"echo 'deb [trusted=yes] file:{APT_REPO_IN_HOST} ./' > /etc/apt/sources.list.d/fleetserve-lab-nvidia.list",
     )
+
+
+def _install_bare_host(name: str, recording: str) -> None:
+    """The GPUs' recording (what the stand-in nvidia-smi replays once installed) and the driver repository."""
+    _install_replayed_gpus(name, recording, with_nvidia_smi=False)
+    _add_apt_repo(name)
 
 
 def up(
@@ -255,6 +268,7 @@ def up(
     bare_mounts = _bare_mounts(gpus) if bare else []
     vllm_workers = workers[count - vllm :]
     vllm_mounts = _vllm_mounts() if vllm else []
+    apt_mount = _apt_repo_mount()
     for name, role in wanted.items():
         want_bare = "1" if bare and role == "worker" else ""
         want_engine = "vllm" if name in vllm_workers else ""
@@ -284,6 +298,7 @@ def up(
             f"{ENGINE_LABEL}={want_engine}",
             "-v",
             f"{wheels}:{WHEELS_IN_HOST}:ro",
+            *(apt_mount if role == "worker" else []),
             *(bare_mounts if want_bare else []),
             *MODELS_DISK_ARGS,
             *(vllm_mounts if want_engine else []),
@@ -297,6 +312,7 @@ def up(
             _install_bare_host(name, gpus)
         else:
             _install_replayed_gpus(name, gpus)
+            _add_apt_repo(name)
     if vllm_workers:
         _install_vllm_hosts(vllm_workers)
     write_inventory(workers, router_hosts, hub_url=origin["url"], api_key=api_key(), vllm=vllm_workers)
@@ -325,11 +341,8 @@ def _ensure_vllm_host_image(base: str) -> str:
 
 
 def _vllm_mounts() -> list[str]:
-    """/var/lib/docker as an anonymous volume (the nested dockerd gets overlay2, `rm -v` removes it) and
-    the stand-in NVIDIA packages (the container toolkit site.yml installs for Docker's GPU runtime)."""
-    script = paths.collection_root() / "scripts" / "testenv" / "fake_nvidia_apt_repo.sh"
-    repo = _run(["bash", str(script), str(state_dir() / "apt")], "building the stand-in NVIDIA package repository")
-    return ["-v", "/var/lib/docker", "-v", f"{repo.strip().splitlines()[-1]}:{APT_REPO_IN_HOST}:ro"]
+    """/var/lib/docker as an anonymous volume (the nested dockerd gets overlay2, `rm -v` removes it)."""
+    return ["-v", "/var/lib/docker"]
 
 
 def _vllm_images_tar() -> Path:
@@ -346,19 +359,11 @@ def _vllm_images_tar() -> Path:
 
 
 def _install_vllm_hosts(hosts: list[str]) -> None:
-    """Each vLLM host: the stand-in NVIDIA packages' apt source, then its dockerd up and the images loaded
-    (skipped where they are)."""
+    """Each vLLM host: its dockerd up and the images loaded (skipped where they are)."""
     tar = _vllm_images_tar()
     wanted = list(vllm_images().values())
 
     def install(name: str) -> None:
-        _docker(
-            "exec",
-            name,
-            "sh",
-            "-c",
-            f"echo 'deb [trusted=yes] file:{APT_REPO_IN_HOST} ./' > /etc/apt/sources.list.d/fleetserve-lab-nvidia.list",
-        )
         deadline = time.monotonic() + 60
         while _docker("exec", name, "docker", "version", check=False, timeout=30).returncode != 0:
             if time.monotonic() > deadline:

@@ -4,12 +4,13 @@ network, hub and inventory beside any other lab) and state directory, and `lab d
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import subprocess
 
 import pytest
 
-from fleetserve import cli
+from fleetserve import cli, lab
 
 
 @contextlib.contextmanager
@@ -25,3 +26,17 @@ def running_lab(name: str, state_dir, *up_args: str):
     finally:
         cli.main(["lab", "down"])
         mp.undo()
+
+
+def ip_of(host: str) -> str:
+    """A lab host's address on the lab's network (the running lab's FLEETSERVE_LAB)."""
+    fmt = '{{(index .NetworkSettings.Networks "' + lab.network_name() + '").IPAddress}}'
+    return subprocess.run(
+        ["docker", "inspect", "-f", fmt, host], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def cli_json(capsys, *argv: str) -> tuple[int, dict]:
+    """`fleetserve ARGV --json` in-process: its exit code and the JSON it printed."""
+    code = cli.main([*argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)

@@ -20,16 +20,12 @@ def state(monkeypatch, tmp_path):
 @pytest.fixture()
 def local_inventory(tmp_path):
     inv = tmp_path / "hosts.yml"
-    inv.write_text(
-        textwrap.dedent(
-            f"""\
+    inv.write_text(textwrap.dedent(f"""\
             all:
               hosts:
                 alpha: {{ansible_connection: local, ansible_python_interpreter: {sys.executable}}}
                 beta: {{ansible_connection: local, ansible_python_interpreter: {sys.executable}}}
-            """
-        )
-    )
+            """))
     return inv
 
 

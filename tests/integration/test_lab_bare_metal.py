@@ -92,7 +92,9 @@ def test_site_yml_takes_the_bare_host_to_a_verified_endpoint_in_one_run(bare, ca
     code, output = _deploy(capsys)
     assert code == 0, output[-4000:]
     lines = output.splitlines()
-    installed = next(i for i, line in enumerate(lines) if "changed" in line and "Install the pinned driver packages" in line)
+    installed = next(
+        i for i, line in enumerate(lines) if "changed" in line and "Install the pinned driver packages" in line
+    )
     confirmed = next(i for i, line in enumerate(lines) if "Confirm the plan with the driver's view of the GPUs" in line)
     engine = next(i for i, line in enumerate(lines) if "SGLang | Enable and start the service" in line)
     assert installed < confirmed < engine, "the driver goes in, then the plan is confirmed, then the engine starts"
@@ -179,4 +181,6 @@ def test_bad_input_on_a_bare_host_is_refused_before_anything_changes(bare, ansib
     assert proc.returncode == 2, proc.stdout[-3000:]
     assert message in proc.stdout, proc.stdout[-3000:]
     assert "nvidia-smi" not in _sh("dpkg-query", "-W", "-f", "${Package}\n").stdout
-    assert _sh("sh", "-c", "ls /etc/modprobe.d /etc/apt/sources.list.d; dpkg-query -W -f '${Package}\\n'").stdout == before
+    assert (
+        _sh("sh", "-c", "ls /etc/modprobe.d /etc/apt/sources.list.d; dpkg-query -W -f '${Package}\\n'").stdout == before
+    )

@@ -23,9 +23,9 @@ import subprocess
 import urllib.request
 
 import pytest
-from labs import running_lab
+from labs import cli_json, ip_of, running_lab
 
-from fleetserve import cli, lab
+from fleetserve import lab
 
 pytestmark = pytest.mark.integration
 
@@ -38,22 +38,10 @@ RELEASES = "/var/lib/fleetserve/releases"
 ORDER = ["--canary", "1", "--batch", "1"]
 
 
-def _ip(host: str) -> str:
-    fmt = '{{(index .NetworkSettings.Networks "' + lab.network_name() + '").IPAddress}}'
-    return subprocess.run(
-        ["docker", "inspect", "-f", fmt, host], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     with running_lab(LAB, tmp_path_factory.mktemp("state"), "--hosts", str(len(WORKERS))):
         yield {"key": lab.api_key()}
-
-
-def _cli_json(capsys, *argv) -> tuple[int, dict]:
-    code = cli.main([*argv, "--json"])
-    return code, json.loads(capsys.readouterr().out)
 
 
 def _on(host: str, script: str) -> str:
@@ -95,7 +83,7 @@ def _states() -> dict:
 def _serves(fleet) -> None:
     for host in WORKERS:
         request = urllib.request.Request(
-            f"http://{_ip(host)}:8000/v1/chat/completions",
+            f"http://{ip_of(host)}:8000/v1/chat/completions",
             data=json.dumps(
                 {"model": MODEL, "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
             ).encode(),
@@ -106,7 +94,7 @@ def _serves(fleet) -> None:
 
 
 def test_deploy_serves_main_from_its_own_directory(fleet, capsys):
-    code, result = _cli_json(capsys, "deploy")
+    code, result = cli_json(capsys, "deploy")
     assert code == 0, result
     for worker, state in _states().items():
         assert state["current"] == OLD_DIR, (worker, state)
@@ -115,7 +103,7 @@ def test_deploy_serves_main_from_its_own_directory(fleet, capsys):
 
 def test_a_revision_the_hub_does_not_have_is_refused_before_any_drain(fleet, capsys):
     before = _states()
-    code, result = _cli_json(capsys, "rollout", "-e", "preflight_revision=no-such-revision", *ORDER)
+    code, result = cli_json(capsys, "rollout", "-e", "preflight_revision=no-such-revision", *ORDER)
     assert code != 0
     messages = json.dumps(result)  # every failure of every host (the first one of the seed is hidden by no_log)
     assert (
@@ -140,7 +128,7 @@ def full_disks():
 
 def test_new_weights_that_do_not_fit_beside_the_old_are_refused_before_any_drain(fleet, capsys, full_disks):
     before = _states()
-    code, result = _cli_json(capsys, "rollout", "-e", f"preflight_revision={lab.MODEL_REVISION_2}", *ORDER)
+    code, result = cli_json(capsys, "rollout", "-e", f"preflight_revision={lab.MODEL_REVISION_2}", *ORDER)
     assert code != 0
     assert {o["action"] for o in result["rollout"].values()} == {"failed"}, result["rollout"]
     for worker in WORKERS:
@@ -151,7 +139,7 @@ def test_new_weights_that_do_not_fit_beside_the_old_are_refused_before_any_drain
 
 
 def test_revision_rollout_stages_the_weights_on_every_host_before_the_first_drain(fleet, capsys):
-    code, result = _cli_json(capsys, "rollout", "-e", f"preflight_revision={lab.MODEL_REVISION_2}", *ORDER)
+    code, result = cli_json(capsys, "rollout", "-e", f"preflight_revision={lab.MODEL_REVISION_2}", *ORDER)
     assert code == 0, result["rollout"]
     assert {h: o["action"] for h, o in result["rollout"].items()} == {w: "updated" for w in WORKERS}
     _serves(fleet)
@@ -169,7 +157,7 @@ def test_revision_rollout_stages_the_weights_on_every_host_before_the_first_drai
     )
     assert NEW_DIR in unit.stdout
 
-    code, again = _cli_json(capsys, "rollout", "-e", f"preflight_revision={lab.MODEL_REVISION_2}", *ORDER)
+    code, again = cli_json(capsys, "rollout", "-e", f"preflight_revision={lab.MODEL_REVISION_2}", *ORDER)
     assert code == 0, again["rollout"]
     assert {h: o["action"] for h, o in again["rollout"].items()} == {w: "unchanged" for w in WORKERS}
     assert {h["host"]: h["changed"] for h in again["hosts"] if h["host"] in WORKERS} == {w: 0 for w in WORKERS}
@@ -181,7 +169,7 @@ def test_rollback_to_main_needs_no_hub(fleet, capsys):
     lab._stop_origin()  # pylint: disable=protected-access
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{hub}/api/models/{MODEL}/revision/main", timeout=3)
-    code, result = _cli_json(capsys, "rollback", "--limit", ",".join(WORKERS))
+    code, result = cli_json(capsys, "rollback", "--limit", ",".join(WORKERS))
     assert code == 0, result
     assert {h: o["action"] for h, o in result["rollout"].items()} == {w: "rolled_back" for w in WORKERS}
     _serves(fleet)

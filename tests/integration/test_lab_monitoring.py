@@ -2,11 +2,13 @@
 
 One module-scoped lab (FLEETSERVE_LAB=fs-mon: 1 worker + 1 router, its own containers, network, hub and
 inventory). The tests run in file order:
-1. `fleetserve deploy`, then `fleetserve status` shows the worker's load from the engine's /metrics;
+1. `fleetserve deploy`, then `fleetserve status` shows the worker's load from the engine's /metrics; the deploy
+   also ran the dcgm_exporter role on the worker (inventories/lab/group_vars/lab_workers/dcgm.yml): DCGM and
+   the exporter from the lab's stand-in NVIDIA packages, held at the role's pair, their services running;
 2. playbooks/monitoring.yml, with the lab inventory plus a monitoring host (this machine, short intervals),
    writes the targets, rules and prometheus.yml; Prometheus runs in a container on the lab network (the
-   targets are the lab's container names) with a stand-in GPU exporter on the worker (a static DCGM metrics
-   text over HTTP on port 9400): every target (engine, router, GPU exporter) is `up`;
+   targets are the lab's container names): every target (engine, router, the GPU exporter the role
+   installed) is `up`, and the exporter's DCGM series reach Prometheus;
 3. the engine is stopped: FleetserveEngineDown goes pending.
 Run under the docker lock: flock /tmp/fleetserve-docker.lock pytest tests/integration/test_lab_monitoring.py
 """
@@ -34,7 +36,6 @@ WORKER = f"{LAB}-lab-1"
 ROUTER = f"{LAB}-lab-router-1"
 PROMETHEUS = f"{LAB}-prometheus"
 ROOT = Path(__file__).resolve().parents[2]
-STANDIN = ROOT / "tests" / "integration" / "monitoring" / "dcgm-standin.prom"
 
 
 def docker(*args, check=True):
@@ -72,9 +73,25 @@ def test_deploy_and_status_shows_the_load(fleet, capsys):
     assert "load" not in reports[ROUTER]
 
 
+def test_deploy_installed_the_gpu_exporter_through_its_role(fleet):
+    # The role's pinned pair (dcgm_exporter_version 4.6.0-4.8.3; the replayed H200 reports CUDA 13), held.
+    held = docker("exec", WORKER, "dpkg-query", "-W", "-f", "${Package} ${Version} ${Status}\\n").stdout
+    packages = {line.split()[0]: line.split()[1:] for line in held.splitlines() if "datacenter-gpu-manager" in line}
+    assert {name: fields[0] for name, fields in packages.items()} == {
+        "datacenter-gpu-manager-4-core": "1:4.6.0-1",
+        "datacenter-gpu-manager-4-cuda13": "1:4.6.0-1",
+        "datacenter-gpu-manager-exporter": "4.8.3-1",
+    }
+    assert all(fields[1] == "hold" for fields in packages.values()), held
+    for unit in ("nvidia-dcgm.service", "nvidia-dcgm-exporter.service"):
+        assert docker("exec", WORKER, "systemctl", "is-active", unit, check=False).stdout.strip() == "active", unit
+    # The router runs no exporter.
+    assert docker("exec", ROUTER, "systemctl", "cat", "nvidia-dcgm-exporter.service", check=False).returncode != 0
+
+
 @pytest.fixture(scope="module")
 def prometheus(fleet, prometheus_bin, tmp_path_factory):
-    """The monitoring playbook's files, a stand-in GPU exporter on the worker, and Prometheus on the lab network.
+    """The monitoring playbook's files and Prometheus on the lab network (the GPU exporter is the deploy's).
     Returns the URL of its API on this machine."""
     tmp = tmp_path_factory.mktemp("monitoring")
     config_dir = tmp / "etc"
@@ -110,11 +127,6 @@ def prometheus(fleet, prometheus_bin, tmp_path_factory):
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-
-    # Stand-in GPU exporter: a static DCGM metrics text over HTTP on the worker's dcgm_exporter_port.
-    docker("exec", WORKER, "mkdir", "-p", "/opt/fs-dcgm-standin")
-    docker("cp", str(STANDIN), f"{WORKER}:/opt/fs-dcgm-standin/metrics")
-    docker("exec", "-d", WORKER, "python3", "-m", "http.server", "9400", "--directory", "/opt/fs-dcgm-standin")
 
     docker("rm", "-f", PROMETHEUS, check=False)
     docker(
@@ -175,6 +187,16 @@ def test_every_target_of_the_lab_is_up(prometheus):
         lambda: api(prometheus, "/api/v1/query?query=smg_worker_health")["result"],
     )
     assert [(s["metric"]["worker"], s["value"][1]) for s in healthy] == [(labels["worker"], "1")]
+    # The GPU target is the exporter the role installed: the worker's one replayed H200, with the counters
+    # the role wrote (dcgm_exporter_counters), labelled with the lab host.
+    gpus = wait_for(
+        "DCGM_FI_DEV_FB_USED of the worker's GPU",
+        lambda: api(prometheus, "/api/v1/query?query=DCGM_FI_DEV_FB_USED")["result"],
+    )
+    assert [(s["metric"]["job"], s["metric"]["host"], s["metric"]["gpu"]) for s in gpus] == [
+        ("fleetserve-gpus", WORKER, "0")
+    ]
+    assert gpus[0]["metric"]["hostname"] == WORKER
 
 
 def test_a_stopped_engine_makes_its_alert_go_pending(prometheus):

@@ -9,18 +9,13 @@ through --ca-cert-paths. A client trusting another CA is refused by the gateway'
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import subprocess
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+import certmaker
 from labs import running_lab
-from test_verify_tls import _ca, _pem
 
 from fleetserve import cli, lab, paths
 
@@ -42,42 +37,17 @@ except Exception as exc:
 """
 
 
-def _cert_for(ca_key, ca_cert, names):
-    """A certificate naming every address the engine and the gateway are reached at."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    sans = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "fleetserve lab")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return key, cert
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     pki = tmp_path_factory.mktemp("pki")
     with running_lab(LAB, tmp_path_factory.mktemp("state"), "--hosts", "1", "--routers", "1"):
-        ca_key, ca_cert = _ca("fleetserve lab TLS CA")
-        _other_key, other = _ca("an unrelated CA")
-        key, cert = _cert_for(ca_key, ca_cert, [WORKER, ROUTER])
-        (pki / "ca.pem").write_bytes(_pem(ca_cert))
-        (pki / "other-ca.pem").write_bytes(_pem(other))
-        (pki / "cert.pem").write_bytes(_pem(cert))
-        (pki / "key.pem").write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        (pki / "key.pem").chmod(0o600)
+        ca = certmaker.make_ca("fleetserve lab TLS CA")
+        # Every name the engine and the gateway are reached at, and loopback for the checks on the host.
+        key, cert = certmaker.server_cert(ca, addresses=["127.0.0.1"], names=[WORKER, ROUTER])
+        certmaker.write_cert(pki / "ca.pem", ca[1])
+        certmaker.write_cert(pki / "other-ca.pem", certmaker.make_ca("an unrelated CA")[1])
+        certmaker.write_cert(pki / "cert.pem", cert)
+        certmaker.write_key(pki / "key.pem", key)
         inventory = paths.lab_inventory()
         data = yaml.safe_load(inventory.read_text())
         data["all"]["vars"].update(

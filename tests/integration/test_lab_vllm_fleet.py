@@ -21,10 +21,10 @@ import subprocess
 import urllib.request
 
 import pytest
-from labs import running_lab
+from labs import cli_json, ip_of, running_lab
 from loadgen import Load
 
-from fleetserve import cli, lab
+from fleetserve import lab
 
 pytestmark = pytest.mark.integration
 
@@ -39,14 +39,7 @@ ORDER = ["--canary", "1", "--batch", "1"]
 def fleet(tmp_path_factory):
     state = tmp_path_factory.mktemp("state")
     with running_lab(LAB, state, "--hosts", str(len(WORKERS)), "--vllm", str(len(WORKERS)), "--routers", "1"):
-        fmt = '{{(index .NetworkSettings.Networks "' + lab.network_name() + '").IPAddress}}'
-        ip = subprocess.run(["docker", "inspect", "-f", fmt, ROUTER], capture_output=True, text=True, check=True)
-        yield {"url": f"http://{ip.stdout.strip()}:30000", "key": lab.api_key(), "images": lab.vllm_images()}
-
-
-def _cli_json(capsys, *argv) -> tuple[int, dict]:
-    code = cli.main([*argv, "--json"])
-    return code, json.loads(capsys.readouterr().out)
+        yield {"url": f"http://{ip_of(ROUTER)}:30000", "key": lab.api_key(), "images": lab.vllm_images()}
 
 
 def _on(host: str, *argv: str) -> str:
@@ -85,7 +78,7 @@ def _load(fleet) -> Load:
 
 def test_deploy_serves_vllm_hosts_behind_the_router(fleet, capsys):
     assert lab.status()["vllm"] == WORKERS
-    code, result = _cli_json(capsys, "deploy")
+    code, result = cli_json(capsys, "deploy")
     assert code == 0, result
     assert {h["host"]: h["status"] for h in result["hosts"]} == {h: "changed" for h in [*WORKERS, ROUTER]}
     assert _running_images(fleet) == {h: fleet["images"]["current"] for h in WORKERS}
@@ -103,7 +96,7 @@ def test_deploy_serves_vllm_hosts_behind_the_router(fleet, capsys):
 def test_image_rollout_under_load_moves_every_host_without_a_failed_request(fleet, capsys):
     tag = fleet["images"]["rebuilt"].rsplit(":", 1)[1]
     with _load(fleet) as load:
-        code, result = _cli_json(capsys, "rollout", "-e", f"vllm_docker_image_tag={tag}", *ORDER)
+        code, result = cli_json(capsys, "rollout", "-e", f"vllm_docker_image_tag={tag}", *ORDER)
     summary = load.summary()
     assert code == 0, result["rollout"]
     assert {h: o["action"] for h, o in result["rollout"].items()} == {w: "updated" for w in WORKERS}
@@ -115,14 +108,14 @@ def test_image_rollout_under_load_moves_every_host_without_a_failed_request(flee
         assert record["image"]["ref"] == fleet["images"]["rebuilt"], record["image"]
     assert _routed_healthy(fleet) == WORKERS
     # The same image again: nothing to do, no host drained.
-    code, again = _cli_json(capsys, "rollout", "-e", f"vllm_docker_image_tag={tag}", *ORDER)
+    code, again = cli_json(capsys, "rollout", "-e", f"vllm_docker_image_tag={tag}", *ORDER)
     assert code == 0 and {h: o["action"] for h, o in again["rollout"].items()} == {w: "unchanged" for w in WORKERS}
 
 
 def test_crashing_image_is_rolled_back_and_stops_the_rollout(fleet, capsys):
     tag = fleet["images"]["crashing"].rsplit(":", 1)[1]
     with _load(fleet) as load:
-        code, result = _cli_json(capsys, "rollout", "-e", f"vllm_docker_image_tag={tag}", *ORDER)
+        code, result = cli_json(capsys, "rollout", "-e", f"vllm_docker_image_tag={tag}", *ORDER)
     summary = load.summary()
     assert code == 1
     outcomes = result["rollout"]

@@ -79,8 +79,9 @@ def test_scripts_deploy_from_a_fresh_clone_serves_then_changes_nothing(clone):
     for host in HOSTS:
         request = urllib.request.Request(
             f"http://{_ip(host)}:8000/v1/chat/completions",
-            data=json.dumps({"max_tokens": 8, "messages": [{"role": "user", "content": "hi"}],
-                             "model": "local-org/tiny-minimax-m2"}).encode(),
+            data=json.dumps(
+                {"max_tokens": 8, "messages": [{"role": "user", "content": "hi"}], "model": "local-org/tiny-minimax-m2"}
+            ).encode(),
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:

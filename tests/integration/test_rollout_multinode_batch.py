@@ -20,7 +20,9 @@ def rollout(run_playbook, collection_root, tmp_path):
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(
         "[pair]\n"
-        + "".join(f"{h} ansible_connection=local ansible_python_interpreter={sys.executable}\n" for h in ("node-a", "node-b"))
+        + "".join(
+            f"{h} ansible_connection=local ansible_python_interpreter={sys.executable}\n" for h in ("node-a", "node-b")
+        )
         + "[pair:vars]\npreflight_nnodes=2\npreflight_node_group=pair\n"
         # Past the batch check, the preflight role stops at its first probe: proof the check let it through.
         + "preflight_nvidia_smi=/nonexistent/nvidia-smi\npreflight_pci_devices_dir=/nonexistent/pci\n"
@@ -28,7 +30,9 @@ def rollout(run_playbook, collection_root, tmp_path):
 
     def _run(*args):
         env = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json"}
-        done = run_playbook(collection_root / "playbooks" / "rollout.yml", *args, inventory=str(inventory), env=env, check=True)
+        done = run_playbook(
+            collection_root / "playbooks" / "rollout.yml", *args, inventory=str(inventory), env=env, check=True
+        )
         report = json.loads(done.stdout[done.stdout.index("{") :])
         failures = {}
         for play in report["plays"]:
@@ -46,7 +50,9 @@ def test_a_canary_of_one_node_is_refused_before_anything_runs(rollout):
     assert rc == 2
     assert set(failures) == {"node-a"}, "the second batch must never start"
     task, msg = failures["node-a"]
-    assert task == "fleetserve.minimax.release : Release | Check that every node of a multi-node engine is in this batch"
+    assert (
+        task == "fleetserve.minimax.release : Release | Check that every node of a multi-node engine is in this batch"
+    )
     assert msg == (
         "node-a is one of the 2 nodes of the engine of group 'pair', but node-b is not in this batch (node-a): "
         "every node of a job restarts together. List the group's hosts next to each other and make rollout_canary "

@@ -114,7 +114,9 @@ def _problems(case, inv) -> list:
         loader.set_vault_secrets([("default", VaultSecret(PASSWORD))])
     inventory = InventoryManager(loader=loader, sources=[str(inv)])
     variables = VariableManager(loader=loader, inventory=inventory)
-    init_plugin_loader([str(COLLECTION_ROOT / ".cache" / "collections")])  # the collection's filters (tests/conftest.py)
+    init_plugin_loader(
+        [str(COLLECTION_ROOT / ".cache" / "collections")]
+    )  # the collection's filters (tests/conftest.py)
     roles = sorted(p for p in (COLLECTION_ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").is_file())
     problems = []
     for host in inventory.get_hosts():

@@ -25,10 +25,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from test_verify_role import report  # noqa: E402
-from test_verify_tls import _ca, _pem, _server_cert  # noqa: E402
+import certmaker  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -103,16 +102,12 @@ def _free_port():
 def pki(tmp_path_factory):
     """On the controller: the CA bundle, the engine's certificate (for 127.0.0.1) and key, another CA."""
     tmp = tmp_path_factory.mktemp("controller-pki")
-    ca_key, ca_cert = _ca("fleetserve TLS test CA")
-    _other_key, other = _ca("an unrelated CA")
-    key, cert = _server_cert(ca_key, ca_cert, "127.0.0.1")
-    (tmp / "ca.pem").write_bytes(_pem(ca_cert))
-    (tmp / "other-ca.pem").write_bytes(_pem(other))
-    (tmp / "engine.pem").write_bytes(_pem(cert))
-    (tmp / "engine.key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    (tmp / "engine.key").chmod(0o600)
+    ca = certmaker.make_ca("fleetserve TLS test CA")
+    key, cert = certmaker.server_cert(ca, addresses=["127.0.0.1"])
+    certmaker.write_cert(tmp / "ca.pem", ca[1])
+    certmaker.write_cert(tmp / "other-ca.pem", certmaker.make_ca("an unrelated CA")[1])
+    certmaker.write_cert(tmp / "engine.pem", cert)
+    certmaker.write_key(tmp / "engine.key", key)
     return {name: str(tmp / name) for name in ("ca.pem", "other-ca.pem", "engine.pem", "engine.key")}
 
 

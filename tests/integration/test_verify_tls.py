@@ -9,20 +9,15 @@ deadline) with reason ``tls_untrusted`` and a message that names the bundle and 
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import ssl
 import sys
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+import certmaker  # noqa: E402
 from fake_openai import Behaviour, FakeOpenAI  # noqa: E402
 from test_verify_failure_modes import base, run_module  # noqa: E402,F401 (fixture)
 from test_verify_role import plan, playbook, report  # noqa: E402
@@ -32,76 +27,22 @@ pytestmark = pytest.mark.integration
 SECRET = "sk-fs-verify-integration"
 
 
-def _name(common):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def _ca(common):
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common))
-        .issuer_name(_name(common))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _server_cert(ca_key, ca_cert, address):
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("fleetserve test engine"))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _pem(cert):
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     """The engine's CA (ca.pem), an unrelated CA (other-ca.pem), and a server context for 127.0.0.1."""
     tmp = tmp_path_factory.mktemp("pki")
-    ca_key, ca_cert = _ca("fleetserve test CA")
-    _other_key, other_cert = _ca("some other CA")
-    key, cert = _server_cert(ca_key, ca_cert, "127.0.0.1")
-    (tmp / "ca.pem").write_bytes(_pem(ca_cert))
-    (tmp / "other-ca.pem").write_bytes(_pem(other_cert))
-    (tmp / "server.pem").write_bytes(_pem(cert))
-    (tmp / "server.key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    (tmp / "server.key").chmod(0o600)
+    ca = certmaker.make_ca("fleetserve test CA")
+    key, cert = certmaker.server_cert(ca, addresses=["127.0.0.1"])
+    certmaker.write_cert(tmp / "ca.pem", ca[1])
+    certmaker.write_cert(tmp / "other-ca.pem", certmaker.make_ca("some other CA")[1])
+    certmaker.write_cert(tmp / "server.pem", cert)
+    certmaker.write_key(tmp / "server.key", key)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tmp / "server.pem", tmp / "server.key")
     # Signed by the right CA, but for another address than the one verify connects to.
-    elsewhere_key, elsewhere = _server_cert(ca_key, ca_cert, "127.0.0.2")
-    (tmp / "elsewhere.pem").write_bytes(_pem(elsewhere))
-    (tmp / "elsewhere.key").write_bytes(
-        elsewhere_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    elsewhere_key, elsewhere = certmaker.server_cert(ca, addresses=["127.0.0.2"])
+    certmaker.write_cert(tmp / "elsewhere.pem", elsewhere)
+    certmaker.write_key(tmp / "elsewhere.key", elsewhere_key)
     misnamed = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     misnamed.load_cert_chain(tmp / "elsewhere.pem", tmp / "elsewhere.key")
     return {

@@ -246,12 +246,15 @@ def throttled_proxy(listen, port, target_port, rate):
 def test_receivers_stream_each_shard_while_the_seed_still_downloads(lab, tmp_path_factory, tmp_path, ansible_env):
     slow_repo = "local-org/fanout-slow"
     port = free_port(range(18250, 18260), lab)
-    with olah_server(
-        tmp_path_factory.mktemp("olah-slow"),
-        {slow_repo: {"shards": 6, "shard_mb": 2}},
-        ports=range(18240, 18250),
-        netloc="%s:%d" % (lab, port),
-    ) as o, throttled_proxy(lab, port, int(o["url"].rsplit(":", 1)[1]), 1024 * 1024) as proxy:
+    with (
+        olah_server(
+            tmp_path_factory.mktemp("olah-slow"),
+            {slow_repo: {"shards": 6, "shard_mb": 2}},
+            ports=range(18240, 18250),
+            netloc="%s:%d" % (lab, port),
+        ) as o,
+        throttled_proxy(lab, port, int(o["url"].rsplit(":", 1)[1]), 1024 * 1024) as proxy,
+    ):
         # ~12 MB at 1 MiB/s, one file at a time: a shard lands at the seed every 2 s, and the seed is still
         # downloading when the other hosts reach the copy task.
         extra = {

@@ -14,9 +14,11 @@ value, its highest invalid value, a non-number and a boolean:
   fail without ``changed``, naming the option.
 
 An out-of-range value (and a boolean, which ansible-core's type check lets through as 0 or 1) must be
-refused with a message naming the option and the valid range. A string that is no number is refused by
-ansible-core's own type check, which names the option and its type. One ansible-doc run, and one
-ansible-playbook run with the module runs beside it, cover everything.
+refused with a message naming the option and the valid range. A string that is no number is refused naming
+its range by a module and by the playbooks (their first play, playbooks/inputs.yml, checks every role's
+numbers as the inventory gives them); a role included directly refuses it through ansible-core's own type
+check, which names the option and its type. One ansible-doc run, and one ansible-playbook run with the
+module runs beside it, cover everything but the inputs play, which has its own run.
 """
 
 from __future__ import annotations
@@ -85,18 +87,16 @@ def module_docs():
 def _invalid(kind, bounds, module=False):
     """(label, value, names the range): lowest and highest invalid, a non-number, a boolean.
 
-    A module's float option gets no boolean: AnsibleModule itself turns ``true`` into 1.0 before the module
-    sees it (a role variable stays a boolean, which ansible-core's role validation lets through as a number).
+    A module checks its numbers on the arguments as given, before ansible-core's type check, so its non-number
+    names the range too; a role's non-number meets ansible-core's argument validation first (which names the
+    type), unless the playbooks' inputs play saw it (test_the_playbooks_refuse_every_non_number_naming_its_range).
     """
     low, high = bounds
     if kind == "int":
         below, above = low - 1, high + 1
     else:
         below, above = math.nextafter(float(low), -math.inf), math.nextafter(float(high), math.inf)
-    cases = [("below", below, True), ("above", above, True), ("text", "many", False)]
-    if not (module and kind == "float"):
-        cases.append(("bool", True, True))
-    return cases
+    return [("below", below, True), ("above", above, True), ("text", "many", module), ("bool", True, True)]
 
 
 def _dummy(spec):
@@ -373,3 +373,60 @@ def test_a_description_states_one_range():
         _bounds.range_in("Range 1 to 2. Range 3 to 4.")
     with pytest.raises(ValueError, match="a low above its high"):
         _bounds.range_in("Range 9 to 2.")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The playbooks' first play: every role's numbers as the inventory gives them, a non-number included
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("label", ["text", "above"])
+def test_the_playbooks_refuse_every_non_number_naming_its_range(label, tmp_path):
+    """site.yml as a user runs it, every role's numeric option set (extra vars) to a string that is no number,
+    or above its range: its first task refuses them all in one message naming each range; nothing else ran."""
+    ranges = {}
+    for _role, _entry, name, kind, bounds in ROLE_OPTIONS:
+        ranges.setdefault(name, (kind, bounds))
+    case = []
+    for name, (kind, bounds) in ranges.items():
+        value = {label: value for label, value, _names in _invalid(kind, bounds)}[label]
+        case.append(
+            dict(where="inputs", name=name, kind=kind, bounds=bounds, label=label, value=value, names_range=True)
+        )
+    (tmp_path / "extra.json").write_text(json.dumps(_values(case)))
+    (tmp_path / "hosts.ini").write_text(
+        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
+    env = {
+        **os.environ,
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "local"),
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+    }
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible-playbook")),
+            "--check",
+            "-i",
+            str(tmp_path / "hosts.ini"),
+            "-e",
+            f"@{tmp_path / 'extra.json'}",
+            str(ROOT / "playbooks" / "site.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode != 0, done.stdout[-2000:]
+    report = json.loads(done.stdout[done.stdout.index("{") :])
+    ran = [task["task"]["name"] for play in report["plays"] for task in play["tasks"]]
+    assert ran == ["Inputs | Refuse a number out of its range or no number at all, naming the range"], ran
+    answer = report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    assert answer["failed"] and not answer.get("changed"), answer
+    assert len(case) >= 50, "too few options: the walk is broken"
+    for option in case:
+        _assert_names(option, answer["msg"])

@@ -31,8 +31,8 @@ def run_module(monkeypatch, args):
         captured.update(kw, msg=msg, failed=True)
         raise Exit
 
-    monkeypatch.setattr(mod.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(mod.AnsibleModule, "fail_json", fail_json)
+    monkeypatch.setattr(mod.BoundedModule, "exit_json", exit_json)
+    monkeypatch.setattr(mod.BoundedModule, "fail_json", fail_json)
     with patch_module_args(args), pytest.raises(Exit):
         mod.main()
     return captured["failed"], captured
