@@ -24,9 +24,14 @@ olah on the network's gateway), removed at the end unless --keep.
    Their ratio (target <= 1.15) is what the drained window costs beyond the restart itself: the drain wait,
    installs done while drained, verification and the router's re-admission. Each is the mean over the
    updated hosts; the per-host values are reported too. Resolution: the poll interval, so expect +-0.2 s.
+   --engine-startup-s S: every stand-in engine of the bench's lab "loads" for S seconds on each start (the
+   simulator's FLEETSERVE_SIM_STARTUP_S, through FLEETSERVE_LAB_ENGINE_STARTUP_S, which the lab inventory
+   reads: inventories/lab/group_vars/all/engine.yml; the engines' start timeouts grow by as much), so the
+   ratio can also be measured against a restart as long as a real engine's (real vLLM 0.26.0 took 88.6 s
+   from launch to ready on an H200: docs/results.md, "real_engine"). Default: the stand-in's own 2 s.
 
 usage: bench/rollout.py [--hosts 1,4,8] [--kind engine_version|model_revision|vllm_image] [--rollout-hosts N]
-                        [--rolling-only] [--rerun-only] [--keep]
+                        [--engine-startup-s S] [--rolling-only] [--rerun-only] [--keep]
 prints {"rerun": [{"hosts": N, "seconds": t, "changed": c, ...}], "rolling_update": {"kind", "hosts",
 "requests": R, "failed": F, "out_of_rotation_s_per_host", "engine_restart_s_per_host", "ratio", ...}}
 (each rerun row also has host_tasks, cpu_seconds, controller_cpu_s_per_host, cores and load_1m_after: see deploy()).
@@ -261,6 +266,7 @@ def rolling_update(kind: str, n: int) -> dict:
         "rollout_exit": code,
         "rollout_s": round(time.monotonic() - started, 1),
         "actions": actions,
+        "engine_startup_s": float(os.environ.get("FLEETSERVE_LAB_ENGINE_STARTUP_S", "2")),
     }
 
 
@@ -274,7 +280,17 @@ def main() -> None:
     ap.add_argument(
         "--rollout-hosts", type=int, help="workers of the rolling update's lab (default: the largest of --hosts)"
     )
+    ap.add_argument(
+        "--engine-startup-s",
+        type=float,
+        help="seconds every stand-in engine loads on each start (default: the stand-in's own, 2)",
+    )
     args = ap.parse_args()
+    if args.engine_startup_s is not None:
+        if not 0 <= args.engine_startup_s <= 3600:
+            ap.error("--engine-startup-s: between 0 and 3600 seconds")
+        # Read by the lab inventory on the controller (ansible-playbook inherits this environment).
+        os.environ["FLEETSERVE_LAB_ENGINE_STARTUP_S"] = str(args.engine_startup_s)
     counts = sorted(int(n) for n in args.hosts.split(","))
     result: dict = {}
     try:

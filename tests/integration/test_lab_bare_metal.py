@@ -96,7 +96,7 @@ def test_site_yml_takes_the_bare_host_to_a_verified_endpoint_in_one_run(bare, ca
         i for i, line in enumerate(lines) if "changed" in line and "Install the pinned driver packages" in line
     )
     confirmed = next(i for i, line in enumerate(lines) if "Confirm the plan with the driver's view of the GPUs" in line)
-    engine = next(i for i, line in enumerate(lines) if "SGLang | Enable and start the service" in line)
+    engine = next(i for i, line in enumerate(lines) if "SGLang | Install the staged release, restart and wait for /health" in line)
     assert installed < confirmed < engine, "the driver goes in, then the plan is confirmed, then the engine starts"
     held = _sh("dpkg-query", "-W", "-f", "${Package} ${Version} ${Status}\n", "nvidia-driver", "nvidia-smi").stdout
     assert held.splitlines() == [

@@ -227,7 +227,7 @@ def test_rollout_under_load_moves_every_worker_without_a_failed_request(fleet, c
         assert installed < left < done, order
         window = order[left:done]
         assert not set(_INSTALL) & set(window), window
-        assert "Wait for SGLang to answer /health" in window, window
+        assert "SGLang | Install the staged release, restart and wait for /health" in window, window
 
 
 def test_release_that_cannot_be_staged_fails_the_canary_undrained(fleet, capsys):
@@ -268,7 +268,7 @@ def test_release_failing_verification_is_rolled_back_and_stops_the_rollout(fleet
     canary = outcomes[WORKERS[0]]
     assert canary["action"] == "rolled_back", canary
     assert canary["msg"].startswith(
-        f"{WORKERS[0]}: rollout to sglang {OLD} failed at 'Wait for SGLang to answer /health': "
+        f"{WORKERS[0]}: rollout to sglang {OLD} failed at 'SGLang | Install the staged release, restart and wait for /health': "
         "sglang.service exited (exit status 1) "
     ), canary
     assert "RuntimeError: simulated crash during start-up" in canary["msg"], canary
