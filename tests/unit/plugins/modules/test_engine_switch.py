@@ -127,7 +127,7 @@ def test_switch_installs_restarts_waits_and_records_then_changes_nothing(run_mod
     assert KEY not in out, "no staged secret in the result"
     # Again: everything is in place, nothing restarts, the record stays.
     (host / "systemctl.calls").unlink()
-    _, again = run_module(**switch_args(host, health_server))
+    _out, again = run_module(**switch_args(host, health_server))
     assert again["changed"] is False, again
     assert calls(host) == [] and again["service_action"] is None and again["record_changed"] is False
 
