@@ -10,6 +10,10 @@ grows), so the wait stops there, with the engine's last journal lines.
 
 from __future__ import annotations
 
+import time
+
+from ansible_collections.fleetserve.minimax.plugins.module_utils._health import health_state, probe_status
+
 # What `systemctl show` is asked for; every one exists since systemd 235 (NRestarts).
 UNIT_PROPERTIES = ("ActiveState", "SubState", "NRestarts", "Result", "ExecMainCode", "ExecMainStatus")
 
@@ -17,6 +21,9 @@ UNIT_PROPERTIES = ("ActiveState", "SubState", "NRestarts", "Result", "ExecMainCo
 _EXITED, _KILLED, _DUMPED = "1", "2", "3"
 
 REDACTED = "********"
+
+# Journal lines quoted in a failure message (all of them are returned beside it).
+MESSAGE_JOURNAL_LINES = 4
 
 
 class EngineNotReady(Exception):
@@ -142,3 +149,27 @@ class HealthWait:
         if status is None:
             return "no connection"
         return "%s, %s" % (status, self.describe(status).replace("_", " ")) if self.describe else str(status)
+
+
+def engine_wait(unit, url, timeout, interval, show, engine=None, expect_status=200):
+    """The wait the engine modules run: probe_status on the real clock, a timeout's last answer read through
+    the engine's health_state when the engine is named."""
+    describe = (lambda status: health_state(engine, status)) if engine else None
+    return HealthWait(
+        unit, url, timeout, interval, expect_status, probe_status, show, time.monotonic, time.sleep, describe
+    )
+
+
+def journal_tail(run_command, journalctl, unit, count, secrets):
+    """The unit's last `count` journal lines, secrets redacted; [] without journalctl or for count 0.
+    run_command(argv) -> (rc, out, err), as AnsibleModule.run_command."""
+    if not journalctl or count <= 0:
+        return []
+    out = run_command([journalctl, "-u", unit, "-n", str(count), "--no-pager", "-o", "cat"])[1]
+    return last_lines(redact(out, secrets), count)
+
+
+def not_ready_message(exc, lines):
+    """The failure message: why the engine is not up, then its last few journal lines."""
+    tail = lines[-MESSAGE_JOURNAL_LINES:]
+    return exc.message + (". Last journal lines: " + " | ".join(tail) if tail else "")

@@ -39,24 +39,35 @@ def file_matches(src, dest):
     return same_meta and filecmp.cmp(src, dest, shallow=False)
 
 
-def install_file(src, dest):
-    """Copy src over dest atomically: a temporary file in dest's directory, owner and mode of src, renamed."""
-    src_stat = os.stat(src)
-    directory = os.path.dirname(dest) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), dir=directory)
+def _replace_atomically(dest, fill, mode, owner=None):
+    """Write dest through a temporary file in its directory, renamed over it: fill(binary file) writes the
+    content; mode and (uid, gid) owner are set before the rename. A failure leaves dest as it was."""
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), dir=os.path.dirname(dest) or ".")
     try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out)
+        with os.fdopen(fd, "wb") as out:
+            fill(out)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, src_stat.st_mode & 0o7777)
-        if os.geteuid() == 0:
-            os.chown(tmp, src_stat.st_uid, src_stat.st_gid)
+        os.chmod(tmp, mode)
+        if owner is not None:
+            os.chown(tmp, *owner)
         os.replace(tmp, dest)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def install_file(src, dest):
+    """Copy src over dest atomically, with src's owner (as root) and mode."""
+    src_stat = os.stat(src)
+
+    def fill(out):
+        with open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out)
+
+    owner = (src_stat.st_uid, src_stat.st_gid) if os.geteuid() == 0 else None
+    _replace_atomically(dest, fill, src_stat.st_mode & 0o7777, owner)
 
 
 def link_matches(target, path):
@@ -76,22 +87,11 @@ def install_link(target, path):
 
 
 def write_text(dest, content, mode=0o644):
-    """Write content to dest atomically (temporary file renamed), mode given, owner the caller (root)."""
+    """Write content to dest atomically (its directory made if missing), mode given, owner the caller (root)."""
     directory = os.path.dirname(dest) or "."
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), dir=directory)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _replace_atomically(dest, lambda out: out.write(content.encode("utf-8")), mode)
 
 
 def text_matches(dest, content):

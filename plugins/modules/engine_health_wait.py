@@ -121,14 +121,13 @@ journal:
 import time
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import BoundedModule
-from ansible_collections.fleetserve.minimax.plugins.module_utils._health import health_state, probe_status
 from ansible_collections.fleetserve.minimax.plugins.module_utils._engine_health import (
     UNIT_PROPERTIES,
     EngineNotReady,
-    HealthWait,
-    last_lines,
+    engine_wait,
+    journal_tail,
+    not_ready_message,
     parse_unit_show,
-    redact,
 )
 
 ARGUMENT_SPEC = dict(
@@ -145,8 +144,6 @@ ARGUMENT_SPEC = dict(
 # The ranges DOCUMENTATION states (Range LOW to HIGH.), checked before the first probe.
 BOUNDS = dict(status_code=(100, 599), timeout=(0.1, 604800.0), interval=(0.1, 600.0), journal_lines=(0, 1000))
 
-MESSAGE_JOURNAL_LINES = 4
-
 
 def main():
     module = BoundedModule(BOUNDS, argument_spec=ARGUMENT_SPEC, supports_check_mode=False)
@@ -160,34 +157,24 @@ def main():
             module.fail_json(msg="systemctl show %s failed: %s" % (params["service"], err.strip()), elapsed_s=0.0)
         return parse_unit_show(out)
 
-    def journal():
-        if not journalctl or params["journal_lines"] <= 0:
-            return []
-        _rc, out, _err = module.run_command(
-            [journalctl, "-u", params["service"], "-n", str(params["journal_lines"]), "--no-pager", "-o", "cat"]
-        )
-        return last_lines(redact(out, params["redact"]), params["journal_lines"])
-
     started = time.monotonic()
-    waiter = HealthWait(
+    waiter = engine_wait(
         params["service"],
         params["url"],
         params["timeout"],
         params["interval"],
-        params["status_code"],
-        probe_status,
         show,
-        time.monotonic,
-        time.sleep,
-        describe=(lambda status: health_state(params["engine"], status)) if params["engine"] else None,
+        params["engine"],
+        params["status_code"],
     )
     try:
         result = waiter.run()
     except EngineNotReady as exc:
-        lines = journal()
-        tail = lines[-MESSAGE_JOURNAL_LINES:]
+        lines = journal_tail(
+            module.run_command, journalctl, params["service"], params["journal_lines"], params["redact"]
+        )
         module.fail_json(
-            msg=exc.message + (". Last journal lines: " + " | ".join(tail) if tail else ""),
+            msg=not_ready_message(exc, lines),
             reason=exc.reason,
             unit=exc.state,
             journal=lines,

@@ -194,14 +194,13 @@ import json
 import time
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils._bounds import BoundedModule
-from ansible_collections.fleetserve.minimax.plugins.module_utils._health import health_state, probe_status
 from ansible_collections.fleetserve.minimax.plugins.module_utils._engine_health import (
     UNIT_PROPERTIES,
     EngineNotReady,
-    HealthWait,
-    last_lines,
+    engine_wait,
+    journal_tail,
+    not_ready_message,
     parse_unit_show,
-    redact,
 )
 from ansible_collections.fleetserve.minimax.plugins.module_utils._switch import (
     SwitchError,
@@ -236,8 +235,6 @@ ARGUMENT_SPEC = dict(
 
 # The ranges DOCUMENTATION states (Range LOW to HIGH.), checked before anything runs.
 BOUNDS = dict(health_timeout=(0.1, 604800.0), health_interval=(0.05, 600.0), journal_lines=(0, 1000))
-
-MESSAGE_JOURNAL_LINES = 4
 
 
 def record_text(record):
@@ -315,44 +312,24 @@ def main():
     if action:
         systemctl_run(action, params["service"])
         if params["health_url"]:
-            journalctl = module.get_bin_path("journalctl")
-            engine = params["engine"]
-            waiter = HealthWait(
+            waiter = engine_wait(
                 params["service"],
                 params["health_url"],
                 params["health_timeout"],
                 params["health_interval"],
-                200,
-                probe_status,
                 show,
-                time.monotonic,
-                time.sleep,
-                describe=(lambda status: health_state(engine, status)) if engine else None,
+                params["engine"],
             )
             try:
                 health = waiter.run()
             except EngineNotReady as exc:
-                lines = []
-                if journalctl and params["journal_lines"] > 0:
-                    out = module.run_command(
-                        [
-                            journalctl,
-                            "-u",
-                            params["service"],
-                            "-n",
-                            str(params["journal_lines"]),
-                            "--no-pager",
-                            "-o",
-                            "cat",
-                        ]
-                    )[1]
-                    lines = last_lines(redact(out, params["redact"]), params["journal_lines"])
-                tail = lines[-MESSAGE_JOURNAL_LINES:]
+                journalctl = module.get_bin_path("journalctl")
+                lines = journal_tail(
+                    module.run_command, journalctl, params["service"], params["journal_lines"], params["redact"]
+                )
                 result.update(reason=exc.reason, unit=exc.state, journal=lines)
                 result["elapsed_s"] = round(time.monotonic() - started, 2)
-                module.fail_json(
-                    msg=exc.message + (". Last journal lines: " + " | ".join(tail) if tail else ""), **result
-                )
+                module.fail_json(msg=not_ready_message(exc, lines), **result)
             result["health"] = {key: health[key] for key in ("elapsed_s", "attempts", "status")}
     if record_changed:
         write_text(params["record_path"], record, 0o644)

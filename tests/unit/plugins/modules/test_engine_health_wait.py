@@ -26,7 +26,7 @@ def fake_systemd(tmp_path):
     (tmp_path / "journal.txt").write_text("")
     for name, source in (("systemctl", "state.txt"), ("journalctl", "journal.txt")):
         tool = bin_dir / name
-        tool.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/{name}.calls\ncat {tmp_path}/{source}\n")
+        tool.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/{name}.calls\ncat {tmp_path}/{source}\n')
         tool.chmod(0o755)
     return tmp_path
 
@@ -43,27 +43,15 @@ def run_module(collection_root, fake_systemd):
         }
         proc = subprocess.run(
             [sys.executable, str(collection_root / MODULE), str(args_file)],
-            capture_output=True, text=True, env=env, check=False, timeout=60,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=60,
         )
         return proc.stdout, json.loads(proc.stdout)
 
     return _run
-
-
-@pytest.fixture()
-def health_server():
-    class Health(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            self.send_response(200 if self.path == "/health" else 404)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def closed_port_url():

@@ -1,13 +1,11 @@
 """engine_switch run as Ansible runs it (args file): staged files into place, restart, health, record, against
 a real local HTTP server and a stand-in systemctl/journalctl that log their calls."""
 
-import http.server
 import json
 import os
 import stat
 import subprocess
 import sys
-import threading
 
 import pytest
 
@@ -52,22 +50,6 @@ def calls(host):
 
 
 @pytest.fixture()
-def health_server():
-    class Health(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            self.send_response(200 if self.path == "/health" else 404)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/health"
-    server.shutdown()
-
-
-@pytest.fixture()
 def run_module(collection_root, host):
     def _run(check=False, diff=False, **args):
         args_file = host / "args.json"
@@ -101,7 +83,7 @@ def switch_args(host, health_url, **extra):
         ],
         "link": {"src": str(host / "venv-2"), "dest": str(host / "venv")},
         "require": [str(host / "venv-2" / "python")],
-        "health_url": health_url,
+        "health_url": f"{health_url}/health",
         "engine": "sglang",
         "health_timeout": 10,
         "health_interval": 0.1,
