@@ -1,6 +1,10 @@
-"""Fixtures shared by the engine modules' tests."""
+"""Fixtures shared by the modules' tests."""
 
 import http.server
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -22,3 +26,26 @@ def health_server():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+@pytest.fixture()
+def ansible_module(collection_root, tmp_path):
+    """Run a module of the collection as Ansible does (args file, own interpreter): call(path, **args) -> result."""
+
+    def _run(module, check_mode=False, **args):
+        if check_mode:
+            args["_ansible_check_mode"] = True
+        args_file = tmp_path / "args.json"
+        args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+        env = {**os.environ, "PYTHONPATH": str(collection_root / ".cache" / "collections")}
+        proc = subprocess.run(
+            [sys.executable, str(collection_root / module), str(args_file)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=60,
+        )
+        return json.loads(proc.stdout)
+
+    return _run
