@@ -30,14 +30,19 @@ def health_server():
 
 @pytest.fixture()
 def ansible_module(collection_root, tmp_path):
-    """Run a module of the collection as Ansible does (args file, own interpreter): call(path, **args) -> result."""
+    """Run a module file of the collection as Ansible runs it (args file, its own interpreter).
 
-    def _run(module, check_mode=False, **args):
-        if check_mode:
-            args["_ansible_check_mode"] = True
-        args_file = tmp_path / "args.json"
+    call(module, check_mode=False, diff=False, bin_dir=None, raw=False, **args) -> the result, or (stdout, result)
+    with raw=True; bin_dir goes first on PATH (stand-in executables: systemctl, journalctl, docker).
+    """
+
+    def _run(module, check_mode=False, diff=False, bin_dir=None, raw=False, **args):
+        args_file = tmp_path / "ansible-module-args.json"
+        args = {"_ansible_check_mode": check_mode, "_ansible_diff": diff, **args}
         args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
         env = {**os.environ, "PYTHONPATH": str(collection_root / ".cache" / "collections")}
+        if bin_dir is not None:
+            env["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
         proc = subprocess.run(
             [sys.executable, str(collection_root / module), str(args_file)],
             capture_output=True,
@@ -46,6 +51,7 @@ def ansible_module(collection_root, tmp_path):
             check=False,
             timeout=60,
         )
-        return json.loads(proc.stdout)
+        result = json.loads(proc.stdout)
+        return (proc.stdout, result) if raw else result
 
     return _run

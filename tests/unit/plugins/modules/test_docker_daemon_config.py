@@ -1,10 +1,7 @@
 """docker_daemon_config run as Ansible runs it (args file, real file system): check mode, diff, idempotence."""
 
 import json
-import os
 import stat
-import subprocess
-import sys
 
 import pytest
 
@@ -14,21 +11,9 @@ MODULE = "plugins/modules/docker_daemon_config.py"
 
 
 @pytest.fixture()
-def run_module(collection_root, tmp_path):
-    def _run(check_mode=False, diff=False, **args):
-        args_file = tmp_path / "args.json"
-        args_file.write_text(
-            json.dumps({"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check_mode, "_ansible_diff": diff}})
-        )
-        env = {**os.environ, "PYTHONPATH": str(collection_root / ".cache" / "collections")}
-        proc = subprocess.run(
-            [sys.executable, str(collection_root / MODULE), str(args_file)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-        return json.loads(proc.stdout)
+def run_module(ansible_module):
+    def _run(**args):
+        return ansible_module(MODULE, **args)
 
     return _run
 

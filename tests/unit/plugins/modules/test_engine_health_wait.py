@@ -2,11 +2,7 @@
 systemctl/journalctl executables that print what systemd prints for a crashed unit."""
 
 import http.server
-import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -32,24 +28,9 @@ def fake_systemd(tmp_path):
 
 
 @pytest.fixture()
-def run_module(collection_root, fake_systemd):
+def run_module(ansible_module, fake_systemd):
     def _run(**args):
-        args_file = fake_systemd / "args.json"
-        args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(collection_root / ".cache" / "collections"),
-            "PATH": f"{fake_systemd / 'bin'}:{os.environ['PATH']}",
-        }
-        proc = subprocess.run(
-            [sys.executable, str(collection_root / MODULE), str(args_file)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-            timeout=60,
-        )
-        return proc.stdout, json.loads(proc.stdout)
+        return ansible_module(MODULE, bin_dir=fake_systemd / "bin", raw=True, **args)
 
     return _run
 

@@ -4,8 +4,6 @@ a real local HTTP server and a stand-in systemctl/journalctl that log their call
 import json
 import os
 import stat
-import subprocess
-import sys
 
 import pytest
 
@@ -50,26 +48,9 @@ def calls(host):
 
 
 @pytest.fixture()
-def run_module(collection_root, host):
-    def _run(check=False, diff=False, **args):
-        args_file = host / "args.json"
-        args_file.write_text(
-            json.dumps({"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check, "_ansible_diff": diff}})
-        )
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(collection_root / ".cache" / "collections"),
-            "PATH": f"{host / 'bin'}:{os.environ['PATH']}",
-        }
-        proc = subprocess.run(
-            [sys.executable, str(collection_root / MODULE), str(args_file)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-            timeout=60,
-        )
-        return proc.stdout, json.loads(proc.stdout)
+def run_module(ansible_module, host):
+    def _run(check=False, **args):
+        return ansible_module(MODULE, check_mode=check, bin_dir=host / "bin", raw=True, **args)
 
     return _run
 
