@@ -10,6 +10,7 @@ short_description: Filters for the DCGM Exporter role's decisions
 description:
   - C(dcgm_pairing) splits a DCGM Exporter release tag (DCGM version, exporter version) or looks up a bare exporter version.
   - C(dcgm_cuda_major), C(dcgm_packages) and C(dcgm_mode) pick the DCGM packages and the way the exporter runs.
+  - C(dcgm_sections) splits the role's one host read into its parts (C(--- name) lines start each part).
   - The C(dcgm_problem_*) filters return the error message naming the fix, or an empty string.
 version_added: 0.1.0
 author: fleetserve maintainers (@fleetserve)
@@ -29,6 +30,7 @@ class FilterModule:
             "dcgm_cuda_major": _wrap(_dcgm.cuda_major),
             "dcgm_packages": _wrap(_dcgm.dcgm_packages),
             "dcgm_mode": _wrap(_dcgm.decide_mode),
+            "dcgm_sections": _wrap(_dcgm.sections),
             "dcgm_problem_pairing": _problem(_dcgm.pairing),
             "dcgm_problem_cuda_major": _problem(_dcgm.cuda_major),
             "dcgm_problem_mode": _problem(_dcgm.decide_mode),

@@ -106,3 +106,20 @@ def check_port(port: int, taken: dict) -> None:
             f"dcgm_exporter_port {port} is also the port of {', '.join(clashes)} on this host: set "
             "dcgm_exporter_port to a free port (NVIDIA's default is 9400)."
         )
+
+
+def sections(text: str) -> dict:
+    """``{name: text}`` from the output of the role's host read, whose parts each start with a line ``--- name``.
+
+    One command returns what several tasks used to ask the host for (preflight.yml); text before the first
+    marker is dropped, a name without text maps to an empty string.
+    """
+    parts: dict = {}
+    name = None
+    for line in (text or "").splitlines():
+        if line.startswith("--- "):
+            name = line[4:].strip()
+            parts[name] = []
+        elif name is not None:
+            parts[name].append(line)
+    return {key: "\n".join(lines) for key, lines in parts.items()}

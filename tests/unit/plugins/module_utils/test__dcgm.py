@@ -121,3 +121,15 @@ def test_every_counter_is_a_dcgm_field_with_a_prometheus_type(defaults):
     ):
         assert field in fields
     assert set(defaults["dcgm_exporter_verify_metrics"]) <= set(fields)
+
+
+def test_the_host_read_splits_into_its_parts():
+    text = (
+        "noise\n--- smi_rc\n0\n--- held\ndatacenter-gpu-manager-exporter\ndatacenter-gpu-manager-4-core\n--- docker\n"
+    )
+    assert _dcgm.sections(text) == {
+        "smi_rc": "0",
+        "held": "datacenter-gpu-manager-exporter\ndatacenter-gpu-manager-4-core",
+        "docker": "",
+    }
+    assert _dcgm.sections("") == {}
