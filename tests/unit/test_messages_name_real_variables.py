@@ -73,6 +73,9 @@ def _yaml_messages(data) -> list[str]:
             module = str(key).rsplit(".", 1)[-1]
             if module in _FAIL_MODULES and isinstance(value, dict):
                 found.extend(str(value[k]) for k in _FAIL_MODULES[module] if k in value)
+                # A task that picks one of several messages keeps them in task vars named *_msg.
+                task_vars = data.get("vars") if isinstance(data.get("vars"), dict) else {}
+                found.extend(str(v) for k, v in task_vars.items() if str(k).endswith("_msg"))
             found.extend(_yaml_messages(value))
     elif isinstance(data, list):
         for item in data:
