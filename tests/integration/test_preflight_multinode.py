@@ -107,11 +107,12 @@ def test_two_nodes_get_ranks_and_node_zeros_address(group):
         assert plan["port"] == group.ports["engine"]
         args = " ".join(plan["engine_args"])
         assert f"--tp-size 4 --nnodes 2 --node-rank {rank} --dist-init-addr {dist} --context-length" in args
-    assert (
-        results["node-a"]["Preflight | Assert the distributed-init port is free on node 0"]["msg"]
-        == "All assertions passed"
-    )
-    assert results["node-b"]["Preflight | Assert the distributed-init port is free on node 0"].get("skipped")
+    # Node 0 probes the distributed-init port (free here, so the refusal does not fire); node 1 does not probe it.
+    probe = "Preflight | Probe whether the distributed-init port is taken on node 0"
+    assert not results["node-a"][probe].get("skipped") and results["node-a"][probe]["port"] == group.ports["dist"]
+    assert results["node-b"][probe].get("skipped")
+    refusal = "Preflight | Assert the engine port, and the distributed-init port on node 0, are free"
+    assert results["node-a"][refusal].get("skipped") and results["node-b"][refusal].get("skipped")
 
 
 def test_node_address_overrides_ansible_host(group):
