@@ -99,7 +99,7 @@ def move(
     entries = listed()
     if action == "leave":
         to_remove = [e for e in entries if not _draining(e)]
-        if check_mode or not to_remove and has_left(entries, until):
+        if check_mode or (not to_remove and has_left(entries, until)):
             return {"changed": bool(to_remove), "entries": entries, "waited_s": 0.0}
         for entry in to_remove:
             status, _body = request("DELETE", "/workers/%s" % entry.get("id"), None)
