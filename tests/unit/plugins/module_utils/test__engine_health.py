@@ -11,6 +11,7 @@ from ansible_collections.fleetserve.minimax.plugins.module_utils._engine_health 
     redact,
     unit_failure,
 )
+from fake_clock import FakeClock
 
 pytestmark = pytest.mark.unit
 
@@ -26,7 +27,7 @@ class FakeHost:
     """Health answers and unit states per poll, and a clock that only moves when the wait sleeps."""
 
     def __init__(self, answers, states):
-        self.answers, self.states, self.now, self.slept = list(answers), list(states), 100.0, []
+        self.answers, self.states, self.clock = list(answers), list(states), FakeClock(100.0)
 
     def probe(self, url):
         assert url == URL
@@ -35,16 +36,10 @@ class FakeHost:
     def show(self):
         return self.states.pop(0) if len(self.states) > 1 else self.states[0]
 
-    def clock(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.now += seconds
-
 
 def wait(host, timeout=30.0, interval=5.0):
-    return HealthWait("sglang.service", URL, timeout, interval, 200, host.probe, host.show, host.clock, host.sleep).run()
+    clock = host.clock
+    return HealthWait("sglang.service", URL, timeout, interval, 200, host.probe, host.show, clock, clock.sleep).run()
 
 
 def test_parse_unit_show_reads_key_value_lines():
@@ -59,7 +54,7 @@ def test_ready_after_warm_up_returns_attempts_and_time():
     assert result["status"] == 200
     assert result["attempts"] == 4
     assert result["elapsed_s"] == 15.0
-    assert host.slept == [5.0, 5.0, 5.0]
+    assert host.clock.slept == [5.0, 5.0, 5.0]
 
 
 def test_first_exit_fails_at_once_with_the_exit_status():
@@ -71,7 +66,7 @@ def test_first_exit_fails_at_once_with_the_exit_status():
         "sglang.service exited (exit status 1) 5 s into the wait, before http://127.0.0.1:8000/health answered 200; "
         "systemd restarts it (Restart=always), so waiting longer would not help"
     )
-    assert host.now == 105.0, "one poll interval, not the 1800 s timeout"
+    assert host.clock.now == 105.0, "one poll interval, not the 1800 s timeout"
 
 
 def test_a_restart_between_polls_counts_as_an_exit():
@@ -118,7 +113,7 @@ def test_timeout_while_running_names_the_fix():
         "sglang.service kept running: the engine may need longer to load (raise the role's start timeout), or read "
         "`journalctl -u sglang.service`"
     )
-    assert host.slept == [5, 5, 2], "the last sleep ends at the deadline"
+    assert host.clock.slept == [5, 5, 2], "the last sleep ends at the deadline"
 
 
 def test_describe_end_without_a_status():

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.fleetserve.minimax.plugins.module_utils import _openai as o
+from fake_clock import FakeClock
 
 pytestmark = pytest.mark.unit
 
@@ -428,17 +429,6 @@ def test_excerpt_truncates():
 # ------------------------------------------------------------------------------------------ wait
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 class ScriptedClient:
     """Answers each path from a list of (status, body) in turn (the last one repeats)."""
 
@@ -468,7 +458,7 @@ def chat_ok(content="The Dodgers.", reasoning=None):
 
 
 def make(script, probe=lambda h, p, t: True, **params):
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     client = ScriptedClient(clock, script)
     verifier = o.Verifier(dict(PARAMS, **params), client, clock=clock, sleep=clock.sleep, probe=probe)
     return verifier, client, clock

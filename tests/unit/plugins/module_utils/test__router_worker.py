@@ -7,6 +7,7 @@ from ansible_collections.fleetserve.minimax.plugins.module_utils._router_worker 
     has_left,
     move,
 )
+from fake_clock import FakeClock
 
 pytestmark = pytest.mark.unit
 
@@ -37,19 +38,8 @@ def entry(status="ready", healthy=True, wid="w1"):
     return {"id": wid, "url": URL, "status": status, "is_healthy": healthy}
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 def run(gateway, action, **kwargs):
-    clock = Clock()
+    clock = FakeClock()
     return move(gateway, URL, action, sleep=clock.sleep, clock=clock, **kwargs)
 
 
