@@ -172,7 +172,7 @@ ENGINE_ROLES = {"sglang_venv": "SGLang", "vllm_docker": "VLLM"}
 # Task files that touch what the running engine uses (link, unit, configuration, service) or download.
 # configure.yml renders to staged paths beside the live ones: part of the stage step (issue 18).
 TOUCHES_RUNNING = {"activate.yml", "source.yml"}
-DOWNLOADS = {"install.yml"}
+DOWNLOADS = {"install.yml", "venv.yml"}
 
 
 def role_reachable(role: str, entry: str) -> set[str]:
