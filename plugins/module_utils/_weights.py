@@ -399,6 +399,23 @@ def read_marker(root):
         return None
 
 
+def read_release_record(path):
+    """A release record (the engine roles' current.json) as a dict; {} where there is none yet.
+
+    A record that cannot be read or is not a JSON object raises: what the host serves must not be guessed.
+    """
+    try:
+        with open(path) as fh:
+            record = json.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise WeightsError("cannot read the release record %s (%s): fix or remove the file" % (path, exc)) from None
+    if not isinstance(record, dict):
+        raise WeightsError("the release record %s is not a JSON object: fix or remove the file" % path)
+    return record
+
+
 def marker_content(manifest, allow_patterns, ignore_patterns, verified_at):
     return {
         "complete": True,

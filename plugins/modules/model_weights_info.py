@@ -39,6 +39,13 @@ options:
     description: Fail (after reporting) when anything does not match. When false, only report.
     type: bool
     default: true
+  release_record:
+    description:
+      - A release record to read in the same call (the engine roles' C(current.json), what the host serves),
+        returned as RV(release); a missing file is returned as an empty dict.
+      - A record that cannot be read or is not a JSON object fails the module, whatever O(fail_on_problems) says,
+        and RV(release) is then not returned.
+    type: path
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -61,6 +68,15 @@ EXAMPLES = r"""
     path: /srv/models/MiniMax-M2.5
     manifest: "{{ hostvars[weights_seed_host].__weights_snapshot.manifest }}"
   register: weights_check
+
+- name: Weights | Check the copy the new plan names and read the release the host serves, in one call
+  fleetserve.minimax.model_weights_info:
+    path: /srv/models/MiniMax-M2.5
+    full: false
+    fail_on_problems: false
+    release_record: /var/lib/fleetserve/release/current.json
+  register: weights_held
+  failed_when: weights_held.release is not defined
 """
 
 RETURN = r"""
@@ -95,6 +111,11 @@ hashed:
   description: Whether file contents were hashed (O(full)).
   returned: always
   type: bool
+release:
+  description: The release record O(release_record) names, or an empty dict where there is none.
+  returned: when O(release_record) is given and could be read, also when the snapshot check fails
+  type: dict
+  sample: {"model_dir": "/srv/models/MiniMax-M2.5", "revision": "main"}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -109,16 +130,23 @@ def main():
             manifest=dict(type="dict"),
             full=dict(type="bool", default=True),
             fail_on_problems=dict(type="bool", default=True),
+            release_record=dict(type="path"),
         ),
         supports_check_mode=True,
     )
     p = module.params
+    served = {}
+    if p["release_record"]:
+        try:
+            served = {"release": w.read_release_record(p["release_record"])}
+        except (ValueError, OSError) as exc:
+            module.fail_json(msg=str(exc), ok=False, problems=[], path=p["path"], revision="", repo_id="")
     try:
         manifest = p["manifest"] or w.manifest_from_marker(w.read_marker(p["path"]))
         report = w.verify_tree(p["path"], manifest, full=p["full"])
     except (ValueError, OSError) as exc:
-        module.fail_json(msg=str(exc), ok=False, problems=[], path=p["path"], revision="", repo_id="")
-    report.update(changed=False, revision=manifest["revision"], repo_id=manifest["repo_id"], path=p["path"])
+        module.fail_json(msg=str(exc), ok=False, problems=[], path=p["path"], revision="", repo_id="", **served)
+    report.update(changed=False, revision=manifest["revision"], repo_id=manifest["repo_id"], path=p["path"], **served)
     if p["fail_on_problems"] and not report["ok"]:
         first = report["problems"][0]
         module.fail_json(

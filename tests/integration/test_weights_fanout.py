@@ -171,15 +171,16 @@ def test_seed_reads_origin_once_then_peer_copies_and_reruns_change_nothing(lab, 
 
     first = play(tmp_path, ansible_env, *extra)
     assert all(first[h] > 0 for h in HOSTS)
-    # The seed downloads in the background: the other hosts install rsync, check their copies, start the
-    # peer servers and copy (streaming from the seed, then waiting for its announcement) before the play
-    # waits for the download itself.
+    # The seed downloads in the background: the other hosts check their copies, install rsync (only because
+    # a copy is to be made), start the peer servers and copy (streaming from the seed, then waiting for its
+    # announcement) before the play waits for the download itself.
     at = 0
     for task in (
         "Resolve the snapshot's commit and manifest on the origin",
         "Download the snapshot from the origin",
-        "Install the venv and rsync packages",
         "Check this host's copy against the seed's manifest",
+        "Install rsync on the hosts that only copy",
+        "Install the venv and rsync packages",
         "Start the peer server",
         "Copy from a host that holds a verified copy",
         "Wait until the seed has downloaded and verified the snapshot",
@@ -202,6 +203,8 @@ def test_seed_reads_origin_once_then_peer_copies_and_reruns_change_nothing(lab, 
 
     assert play(tmp_path, ansible_env, *extra) == {h: 0 for h in HOSTS}
     assert "Weights | Start the peer server" not in play.last  # nothing to copy: the fan-out is not even included
+    # One read on the seed found the downloader's packages and venv in place; the others install rsync only to copy.
+    assert "Weights | Install the venv and rsync packages" not in play.last
     assert play(tmp_path, ansible_env, *extra, check=True) == {h: 0 for h in HOSTS}
 
     # A same-size corruption on one peer is found by hashing, and only that host gets a new copy.

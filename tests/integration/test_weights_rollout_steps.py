@@ -85,6 +85,11 @@ def test_current_is_true_for_the_weights_the_running_release_serves(tmp_path, ru
     assert _current(run_playbook, **case) is True
     assert _current(run_playbook, **{**case, "revision": "v2"}) is False
     assert _current(run_playbook, **{**case, "dir": tmp_path / "models" / "M--v2"}) is False
+    # A record that cannot be read is no answer: the host fails, naming the file, before anything is drained.
+    (releases / "current.json").write_text("{not json")
+    proc = run_playbook(CURRENT % case)
+    assert proc.returncode != 0 and "CURRENT=" not in proc.stdout
+    assert "cannot read the release record %s" % (releases / "current.json") in proc.stdout + proc.stderr
 
 
 def test_prune_keeps_the_running_and_the_previous_release_and_check_mode_removes_nothing(tmp_path, run_playbook):

@@ -85,3 +85,27 @@ def test_size_only_mode_skips_hashing(snapshot, capsys):
     (root / "a.bin").write_bytes(b"abd")
     out = run_module(capsys, path=str(root), manifest=manifest, full=False)
     assert (out["ok"], out["hashed"]) == (True, False)
+
+
+def test_release_record_read_in_the_same_call(snapshot, capsys, tmp_path_factory):
+    root, manifest = snapshot
+    records = tmp_path_factory.mktemp("release")
+    record = records / "current.json"
+    # No record yet: an empty release, and the snapshot's own failure (no marker) still carries it.
+    out = run_module(capsys, path=str(root), full=False, fail_on_problems=False, release_record=str(record))
+    assert out["rc"] == 1 and out["release"] == {} and "no completion marker" in out["msg"]
+    record.write_text(json.dumps({"model_dir": str(root), "revision": "main"}))
+    out = run_module(capsys, path=str(root), manifest=manifest, release_record=str(record))
+    assert out["rc"] == 0 and out["ok"] and out["release"] == {"model_dir": str(root), "revision": "main"}
+    # Without the option nothing is read and nothing returned.
+    assert "release" not in run_module(capsys, path=str(root), manifest=manifest)
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
+def test_unreadable_release_record_fails_naming_the_file(snapshot, capsys, tmp_path_factory, content):
+    root, manifest = snapshot
+    record = tmp_path_factory.mktemp("release") / "current.json"
+    record.write_text(content)
+    out = run_module(capsys, path=str(root), manifest=manifest, fail_on_problems=False, release_record=str(record))
+    assert out["rc"] == 1 and "release" not in out
+    assert str(record) in out["msg"] and "fix or remove the file" in out["msg"]
