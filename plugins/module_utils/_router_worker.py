@@ -3,14 +3,23 @@
 """Moving one worker out of an SGLang Model Gateway, or back in, through the gateway's worker API.
 
 GET /workers lists {"workers": [{"id", "url", "status", "is_healthy", ...}]}; DELETE /workers/{id} makes the
-gateway send the worker no new request (status "draining") and drop the entry after its own settle time
-(5 s in smg 1.13.0); POST /workers {"url", "api_key"} adds a worker, which the gateway lists healthy once its
-own health check passes. A worker may be listed more than once while an old entry drains.
+gateway send the worker no new request (status "draining") and drop the entry after its settle time (the
+gateway's --drain-settle-secs, 5 s in smg 1.13.0, or the worker's own health.drain_settle_secs); POST /workers
+{"url", "api_key", "health"} adds a worker, which the gateway lists healthy once its own health check passes;
+PATCH /workers/{id} {"health": {...}} changes one worker's health settings. A worker may be listed more than
+once while an old entry drains.
 
-leave: DELETE every entry of the worker not draining yet, then wait until the worker is gone, or only
-  draining (until="draining": the caller waits for the engine's in-flight requests itself, as the rollout does).
+The settle time is the gateway's fixed wait, not a drain: it does not watch the worker's in-flight requests,
+and requests already sent to the worker finish after the entry is dropped (measured on smg 1.13.0). The
+rollout waits for the engine's own in-flight gauge, so it asks for a settle time of 0 (`drain_settle_s`): the
+old entry is gone at once and the rejoin need not wait for it.
+
+leave: with drain_settle_s, PATCH it onto every entry of the worker not draining yet; DELETE those entries,
+  then wait until the worker is gone, or only draining (until="draining": the caller waits for the engine's
+  in-flight requests itself, as the rollout does).
 join: wait until no draining entry of the worker is left (rejoining beside one, the old entry would pass for
-  the new worker and then vanish), POST unless the worker is listed already, then wait until it is healthy.
+  the new worker and then vanish), POST (with drain_settle_s, as the worker's own settle time) unless the
+  worker is listed already, then wait until it is healthy.
 In check mode only the list is read; the result says what would change.
 
 The HTTP calls are injected (`request(method, path, body)` -> (status, parsed JSON or None)), so this file
@@ -62,12 +71,14 @@ def move(
     timeout_s=120.0,
     poll_s=0.5,
     api_key="",
+    drain_settle_s=None,
     check_mode=False,
     sleep=time.sleep,
     clock=time.monotonic,
 ):
     """Move `worker_url` out of the gateway (action "leave") or into it ("join"); see the module docstring.
 
+    `drain_settle_s`: the worker's settle time in the gateway (seconds, see above); None leaves the gateway's.
     Returns {"changed", "entries" (the worker's entries at the end), "waited_s"}; raises RouterWorkerError.
     """
     if action not in ACTIONS:
@@ -102,6 +113,14 @@ def move(
         if check_mode or (not to_remove and has_left(entries, until)):
             return {"changed": bool(to_remove), "entries": entries, "waited_s": 0.0}
         for entry in to_remove:
+            if drain_settle_s is not None:
+                status, _body = request("PATCH", "/workers/%s" % entry.get("id"), _settle(drain_settle_s))
+                if status not in (200, 202, 204):
+                    raise RouterWorkerError(
+                        "PATCH /workers/%s (%s) answered %s: this gateway does not take a worker's own settle"
+                        " time; set router_worker_drain_settle_s to null to keep the gateway's"
+                        % (entry.get("id"), worker_url, status)
+                    )
             status, _body = request("DELETE", "/workers/%s" % entry.get("id"), None)
             if status not in (200, 202, 204):
                 raise RouterWorkerError("DELETE /workers/%s (%s) answered %s" % (entry.get("id"), worker_url, status))
@@ -119,12 +138,18 @@ def move(
         body = {"url": worker_url}
         if api_key:
             body["api_key"] = api_key
+        if drain_settle_s is not None:
+            body.update(_settle(drain_settle_s))
         status, _body = request("POST", "/workers", body)
         if status not in (200, 201, 202):
             raise RouterWorkerError("POST /workers (%s) answered %s" % (worker_url, status))
         changed = True
     entries = wait_for(is_healthy, "not healthy")
     return {"changed": changed, "entries": entries, "waited_s": round(clock() - started, 2)}
+
+
+def _settle(seconds):
+    return {"health": {"drain_settle_secs": int(seconds)}}
 
 
 def _describe(entries):

@@ -9,12 +9,14 @@ module: router_worker
 short_description: Take one worker out of an SGLang Model Gateway, or put it back, and wait until it is done
 version_added: 0.2.0
 description:
-  - Runs on the router host against the gateway's worker API (GET, POST and DELETE C(/workers)), in one call
-    that a rolling update spends inside the host's out-of-rotation window.
-  - V(leave) sends C(DELETE /workers/{id}) for every entry of O(worker_url) not draining yet, then waits until
-    the worker is gone, or only draining (O(leave_until)).
+  - Runs on the router host against the gateway's worker API (GET, POST, PATCH and DELETE C(/workers)), in one
+    call that a rolling update spends inside the host's out-of-rotation window.
+  - V(leave) sends C(DELETE /workers/{id}) for every entry of O(worker_url) not draining yet (with
+    O(drain_settle), a C(PATCH) of the entry's settle time first), then waits until the worker is gone, or only
+    draining (O(leave_until)).
   - V(join) waits until no draining entry of the worker is left, sends C(POST /workers) unless the worker is
-    listed already, then waits until the gateway lists it healthy.
+    listed already (with O(drain_settle) as the worker's own settle time), then waits until the gateway lists it
+    healthy.
   - Fails with the worker's entries when the gateway refuses a call or the wait reaches O(timeout).
 author: fleetserve maintainers (@fleetserve)
 attributes:
@@ -54,6 +56,15 @@ options:
     type: str
     choices: [gone, draining]
     default: gone
+  drain_settle:
+    description:
+      - Seconds the gateway keeps the worker's entry, listed V(draining), after the DELETE before it drops it (the
+        worker's C(health.drain_settle_secs); the gateway's own C(--drain-settle-secs) is 5 in smg 1.13.0).
+        Omitted or null, the gateway's setting stays.
+      - That settle time is a fixed wait, not a drain; requests already sent to the worker finish after the entry
+        is dropped. V(0) drops it at once, so a V(join) right after a restart need not wait for it.
+      - Range 0 to 3600.
+    type: int
   timeout:
     description: Seconds to wait at most for the worker to leave or to turn healthy. Range 1.0 to 86400.0.
     type: float
@@ -81,6 +92,7 @@ EXAMPLES = r"""
     worker_url: http://10.0.0.5:8000
     action: leave
     leave_until: draining
+    drain_settle: 0  # the caller waits for the engine's in-flight requests itself
   delegate_to: router-1
 
 - name: Put it back and wait until the gateway finds it healthy
@@ -119,13 +131,14 @@ ARGUMENT_SPEC = dict(
     worker_url=dict(type="str", required=True),
     action=dict(type="str", required=True, choices=["join", "leave"]),
     leave_until=dict(type="str", default="gone", choices=["gone", "draining"]),
+    drain_settle=dict(type="int"),
     timeout=dict(type="float", default=120.0),
     interval=dict(type="float", default=0.5),
     request_timeout=dict(type="float", default=10.0),
 )
 
 # The ranges DOCUMENTATION states (Range LOW to HIGH.), checked before the first call.
-BOUNDS = dict(timeout=(1.0, 86400.0), interval=(0.1, 60.0), request_timeout=(1.0, 600.0))
+BOUNDS = dict(drain_settle=(0, 3600), timeout=(1.0, 86400.0), interval=(0.1, 60.0), request_timeout=(1.0, 600.0))
 
 
 def gateway(api_url, api_key, timeout):
@@ -170,6 +183,7 @@ def main():
             timeout_s=params["timeout"],
             poll_s=params["interval"],
             api_key=params["api_key"],
+            drain_settle_s=params["drain_settle"],
             check_mode=module.check_mode,
         )
     except RouterWorkerError as exc:

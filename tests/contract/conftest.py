@@ -1,13 +1,16 @@
-"""Contract-test fixtures: the real engines' parser venvs, and argv rendered by the engine roles themselves."""
+"""Contract-test fixtures: the real engines' parser venvs, the pinned gateway's venv, and argv rendered by the
+engine roles themselves."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -44,3 +47,20 @@ def check_cli(parser_venvs, tmp_path_factory):
         return out["version"], out["results"]
 
     return _check
+
+
+@pytest.fixture(scope="session")
+def gateway_python(tmp_path_factory):
+    """A venv with the pinned smg from the wheels the lab installs (scripts/testenv/router_wheels.sh)."""
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts/testenv/router_wheels.sh")], capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    wheels = proc.stdout.strip().splitlines()[-1]
+    version = yaml.safe_load((ROOT / "roles/router/defaults/main.yml").read_text())["router_version"]
+    venv = tmp_path_factory.mktemp("smg") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-index", "--find-links", wheels]
+    proc = subprocess.run(pip + [f"smg=={version}"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return str(venv / "bin/python")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 import yaml
@@ -35,23 +34,6 @@ args = parse_router_args(json.loads(sys.argv[1]))
 print(json.dumps({k: getattr(args, k) for k in
     ("server_cert_path", "server_key_path", "ca_cert_paths", "client_cert_path", "worker_urls")}))
 """
-
-
-@pytest.fixture(scope="module")
-def gateway_python(collection_root, tmp_path_factory):
-    """A venv with the pinned smg from the wheels the lab installs (scripts/testenv/router_wheels.sh)."""
-    proc = subprocess.run(
-        ["bash", str(collection_root / "scripts/testenv/router_wheels.sh")], capture_output=True, text=True, timeout=900
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    wheels = proc.stdout.strip().splitlines()[-1]
-    version = yaml.safe_load((collection_root / "roles/router/defaults/main.yml").read_text())["router_version"]
-    venv = tmp_path_factory.mktemp("smg") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-index", "--find-links", wheels]
-    proc = subprocess.run(pip + [f"smg=={version}"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return str(venv / "bin/python")
 
 
 def _render(run_playbook, collection_root, tmp_path, tls_vars):

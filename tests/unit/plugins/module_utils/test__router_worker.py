@@ -89,6 +89,38 @@ def test_join_without_a_key_sends_only_the_url():
     assert gateway.writes() == [("POST", "/workers", {"url": URL})]
 
 
+SETTLE_0 = {"health": {"drain_settle_secs": 0}}
+
+
+def test_leave_with_a_settle_time_sets_it_on_each_serving_entry_before_its_delete():
+    gateway = Gateway([entry(), entry("draining", wid="w0"), entry(wid="w2")], [])
+    result = run(gateway, "leave", drain_settle_s=0)
+    assert gateway.writes() == [
+        ("PATCH", "/workers/w1", SETTLE_0),
+        ("DELETE", "/workers/w1", None),
+        ("PATCH", "/workers/w2", SETTLE_0),
+        ("DELETE", "/workers/w2", None),
+    ]
+    assert result["changed"] is True and result["entries"] == []
+
+
+def test_join_with_a_settle_time_registers_the_worker_with_it():
+    gateway = Gateway([], [entry()])
+    run(gateway, "join", api_key="sk-test", drain_settle_s=3)
+    assert gateway.writes() == [
+        ("POST", "/workers", {"url": URL, "api_key": "sk-test", "health": {"drain_settle_secs": 3}})
+    ]
+
+
+def test_a_gateway_that_refuses_the_settle_time_fails_before_the_delete_naming_the_variable():
+    gateway = Gateway([entry()], status={"PATCH": 422})
+    with pytest.raises(RouterWorkerError) as failure:
+        run(gateway, "leave", drain_settle_s=0)
+    assert "PATCH /workers/w1 (http://10.0.0.5:8000) answered 422" in failure.value.message
+    assert "set router_worker_drain_settle_s to null" in failure.value.message
+    assert gateway.writes() == [("PATCH", "/workers/w1", SETTLE_0)]  # still routed to: no DELETE was sent
+
+
 @pytest.mark.parametrize(
     "action, listing, changed",
     [("leave", [entry()], True), ("leave", [], False), ("join", [], True), ("join", [entry()], False)],

@@ -15,7 +15,7 @@ WORKER = "http://10.0.0.5:8000"
 
 @pytest.fixture()
 def gateway():
-    """GET/POST/DELETE /workers with the bearer key; a deleted worker drains for one read, an added one is
+    """GET/POST/PATCH/DELETE /workers with the bearer key; a deleted worker drains for one read, an added one is
     unhealthy for one read. Yields (base URL, state)."""
     state = {"workers": [], "calls": [], "next_id": 1}
 
@@ -50,6 +50,14 @@ def gateway():
                     {"id": str(state["next_id"]), "url": body["url"], "status": "ready", "is_healthy": False}
                 )
                 state["next_id"] += 1
+                self._answer(202, {"status": "accepted"})
+
+        def do_PATCH(self):  # noqa: N802
+            if self._authorized():
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                for worker in state["workers"]:
+                    if self.path == f"/workers/{worker['id']}":
+                        worker["health"] = body["health"]
                 self._answer(202, {"status": "accepted"})
 
         def do_DELETE(self):  # noqa: N802
@@ -113,3 +121,21 @@ def test_an_interval_out_of_range_is_refused_before_any_call(ansible_module, gat
     url, state = gateway
     result = ansible_module(MODULE, **{**args(url, "leave"), "interval": 0})
     assert result["failed"] is True and "interval" in result["msg"] and state["calls"] == []
+
+
+def test_a_settle_time_goes_with_the_join_and_on_the_entry_before_the_leave(ansible_module, gateway):
+    url, state = gateway
+    joined = ansible_module(MODULE, **args(url, "join", drain_settle=0))
+    assert joined["changed"] is True
+    assert state["posted"] == {"url": WORKER, "api_key": KEY, "health": {"drain_settle_secs": 0}}
+    state["workers"][0].pop("health", None)  # as a worker of the gateway's --worker-urls list has none
+    left = ansible_module(MODULE, **args(url, "leave", drain_settle=0))
+    assert left["changed"] is True and state["workers"] == []
+    writes = [call for call in state["calls"] if call[0] != "GET"]
+    assert writes[-2:] == [("PATCH", "/workers/1"), ("DELETE", "/workers/1")]
+
+
+def test_a_settle_time_out_of_range_is_refused_before_any_call(ansible_module, gateway):
+    url, state = gateway
+    result = ansible_module(MODULE, **args(url, "leave", drain_settle=-1))
+    assert result["failed"] is True and "drain_settle" in result["msg"] and state["calls"] == []
