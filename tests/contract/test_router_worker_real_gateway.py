@@ -28,7 +28,7 @@ pytestmark = pytest.mark.contract
 
 SIM = Path(__file__).resolve().parents[1] / "engine_sim"
 SERVED = "local-org/tiny-minimax-m2"
-LATENCY_S = 2.0  # each chat completion of the simulator takes this long: a request in flight during the leave
+LATENCY_S = 3.0  # each chat completion of the simulator takes this long: a request in flight during the leave
 
 
 def _free_port():
@@ -73,6 +73,7 @@ def fleet(gateway_python, tmp_path_factory):
     worker_port, gateway_port, metrics_port = _free_port(), _free_port(), _free_port()
     env = dict(os.environ, PYTHONPATH=str(SIM), FLEETSERVE_SIM_STARTUP_S="0.2", FLEETSERVE_SIM_LATENCY_S=str(LATENCY_S))
     argv = ["--model-path", str(logs), "--served-model-name", SERVED, "--host", "127.0.0.1", "--port", str(worker_port)]
+    argv.append("--enable-metrics")  # the in-flight gauge the rollout's drain reads
     sim = subprocess.Popen([sys.executable, "-m", "fleetserve_engine_sim", "sglang", *argv], env=env)
     smg = str(Path(gateway_python).parent / "smg")
     gateway_argv = ["launch", "--host", "127.0.0.1", "--port", str(gateway_port)]
@@ -90,12 +91,26 @@ def fleet(gateway_python, tmp_path_factory):
             proc.wait(20)
 
 
+def _wait_in_flight(worker, seconds=20):
+    """Until the engine's own gauge (the one the rollout's drain reads) counts a running request."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(worker + "/metrics")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith("sglang:num_running_reqs") and float(line.split()[-1]) >= 1:
+                    return
+        time.sleep(0.05)
+    raise AssertionError(f"no request reached {worker} within {seconds} s")
+
+
 def _move(base, worker, action, **kwargs):
     return move(lambda m, p, b: _call(base, m, p, b), worker, action, timeout_s=90, poll_s=0.1, **kwargs)
 
 
 def test_a_leave_sets_the_workers_settle_time_so_it_goes_at_once_and_its_request_still_finishes(fleet):
     base, worker = fleet
+    _move(base, worker, "leave", until="gone", drain_settle_s=0)  # whatever an earlier test left
     joined = _move(base, worker, "join")  # as a worker of the gateway's --worker-urls: the gateway's settle time
     assert joined["changed"] is True and joined["entries"][0]["is_healthy"] is True
 
@@ -107,24 +122,26 @@ def test_a_leave_sets_the_workers_settle_time_so_it_goes_at_once_and_its_request
 
     in_flight = threading.Thread(target=chat)
     in_flight.start()
-    time.sleep(0.5)  # sent to the worker, which answers after LATENCY_S
+    _wait_in_flight(worker)  # the gateway sent it on; the worker answers LATENCY_S after it came in
     left = _move(base, worker, "leave", until="gone", drain_settle_s=0)
     in_flight.join(30)
     assert left["changed"] is True and left["entries"] == []
-    assert left["waited_s"] < 1.5, left  # no settle time: the entry went with the DELETE
+    assert left["waited_s"] < 2.5, left  # no settle time: gone with the DELETE, not after the gateway's 5 s
     assert answer["status"] == 200 and answer["body"]["choices"][0]["finish_reason"] == "stop", answer
 
 
 def test_a_join_registers_the_worker_with_its_own_settle_time(fleet):
     base, worker = fleet
+    _move(base, worker, "leave", until="gone", drain_settle_s=0)  # whatever an earlier test left
     assert _move(base, worker, "join", drain_settle_s=0)["entries"][0]["is_healthy"] is True
     left = _move(base, worker, "leave", until="gone")  # no PATCH: the setting came with the POST
-    assert left["changed"] is True and left["entries"] == [] and left["waited_s"] < 1.5, left
+    assert left["changed"] is True and left["entries"] == [] and left["waited_s"] < 2.5, left
 
 
 def test_without_it_the_gateway_keeps_a_left_worker_draining_for_its_own_settle_time(fleet):
     """The control: the gateway's --drain-settle-secs (5 s in smg 1.13.0) is what the setting replaces."""
     base, worker = fleet
+    _move(base, worker, "leave", until="gone", drain_settle_s=0)  # whatever an earlier test left
     assert _move(base, worker, "join")["entries"][0]["is_healthy"] is True
     left = _move(base, worker, "leave", until="gone")
     assert left["changed"] is True and left["waited_s"] >= 4.0, left
