@@ -118,7 +118,7 @@ def move(
                 if status not in (200, 202, 204):
                     raise RouterWorkerError(
                         "PATCH /workers/%s (%s) answered %s: this gateway does not take a worker's own settle"
-                        " time; set router_worker_drain_settle_s to null to keep the gateway's"
+                        " time (smg 1.13.0 does): install the pinned router_version"
                         % (entry.get("id"), worker_url, status)
                     )
             status, _body = request("DELETE", "/workers/%s" % entry.get("id"), None)

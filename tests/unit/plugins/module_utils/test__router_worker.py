@@ -117,7 +117,7 @@ def test_a_gateway_that_refuses_the_settle_time_fails_before_the_delete_naming_t
     with pytest.raises(RouterWorkerError) as failure:
         run(gateway, "leave", drain_settle_s=0)
     assert "PATCH /workers/w1 (http://10.0.0.5:8000) answered 422" in failure.value.message
-    assert "set router_worker_drain_settle_s to null" in failure.value.message
+    assert "install the pinned router_version" in failure.value.message
     assert gateway.writes() == [("PATCH", "/workers/w1", SETTLE_0)]  # still routed to: no DELETE was sent
 
 
